@@ -1,0 +1,4 @@
+DROP TABLE usage_counters;
+DROP TABLE api_keys;
+DROP TABLE users;
+DROP TABLE organizations;

@@ -1,0 +1,145 @@
+//! Command line and configuration: flags with matching environment variables.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wagate",
+    version,
+    about = "A self-hostable, multi-tenant, gRPC-first platform in front of Meta's WhatsApp Cloud API",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `wagate` with no sub-command is `wagate serve`.
+    #[command(flatten)]
+    pub serve: Box<ServeArgs>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "WAGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: gRPC, grpc-web and REST on one port (the default).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Run the Cloud API simulator on its own port.
+    Simulator(SimulatorArgs),
+    /// Operator commands on organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Set an organization's plan (basic, pro, ultra, mega).
+    SetPlan {
+        /// Organization id (UUID).
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        plan: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Directory for local state, including the embedded PostgreSQL cluster.
+    #[arg(long, env = "WAGATE_DATA_DIR", default_value = "wagate-data")]
+    pub data_dir: PathBuf,
+    /// Use this PostgreSQL instead of the embedded one.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Connections in the pool.
+    #[arg(long, env = "WAGATE_DB_POOL_SIZE", default_value_t = 32)]
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (gRPC, grpc-web and REST share it).
+    #[arg(long, env = "WAGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Public base URL (for hosted pages and links); defaults to http://<listen>.
+    #[arg(long, env = "WAGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest REST request body accepted.
+    #[arg(long, env = "WAGATE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS (comma-separated); unset allows any origin without credentials.
+    #[arg(long, env = "WAGATE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Meta app id. Without a Meta app, wagate runs in sandbox mode against the built-in simulator.
+    #[arg(long, env = "META_APP_ID")]
+    pub meta_app_id: Option<String>,
+    /// Meta app secret (Embedded Signup code exchange, debug_token).
+    #[arg(long, env = "META_APP_SECRET", hide_env_values = true)]
+    pub meta_app_secret: Option<String>,
+    /// Secret Meta signs webhooks with (X-Hub-Signature-256).
+    #[arg(long, env = "WHATSAPP_APP_SECRET", hide_env_values = true)]
+    pub whatsapp_app_secret: Option<String>,
+    /// Token Meta presents when verifying the webhook URL.
+    #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
+    pub whatsapp_verify_token: Option<String>,
+    /// Graph API base URL.
+    #[arg(long, env = "META_GRAPH_URL")]
+    pub meta_graph_url: Option<String>,
+    /// Graph API version.
+    #[arg(long, env = "META_API_VERSION", default_value = "v23.0")]
+    pub meta_api_version: String,
+    /// Key that encrypts stored Meta access tokens (base64 of 32 bytes).
+    #[arg(long, env = "WAGATE_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+}
+
+impl ServeArgs {
+    /// Sandbox mode: no Meta app configured.
+    pub fn sandbox(&self) -> bool {
+        self.meta_app_id.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulatorArgs {
+    /// Address the simulator listens on.
+    #[arg(
+        long,
+        env = "WAGATE_SIMULATOR_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub listen: SocketAddr,
+    /// App secret the simulator signs its webhooks with.
+    #[arg(
+        long,
+        env = "WHATSAPP_APP_SECRET",
+        default_value = "sandbox-app-secret",
+        hide_env_values = true
+    )]
+    pub app_secret: String,
+    /// Where the simulator posts its webhooks (wagate's /webhooks/whatsapp).
+    #[arg(long, env = "WAGATE_SIMULATOR_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+}

@@ -1,0 +1,53 @@
+//! The domain layer's error: what went wrong in terms a client can act on.
+//! Mapped to `tonic::Status` in exactly one place (`api::status`).
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Bad input. `field` is the lowerCamelCase name the client sent.
+    #[error("{message}")]
+    Validation { field: String, message: String },
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist or belongs to another organization.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    IdempotencyMismatch(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything unexpected. Logged in full; the client sees only "internal error".
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;
+
+impl DomainError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(msg) => {
+                Self::Unavailable(format!("database unavailable: {msg}"))
+            }
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}

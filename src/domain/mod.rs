@@ -1,0 +1,9 @@
+//! Business rules. Knows nothing of HTTP or gRPC: handlers validate input into
+//! these types, call one function here and map the result.
+pub mod accounts;
+pub mod api_keys;
+pub mod error;
+pub mod plans;
+pub mod validate;
+
+pub use error::{DomainError, DomainResult};

@@ -1,0 +1,245 @@
+//! One port for gRPC (h2c), grpc-web (HTTP/1.1 and HTTP/2, CORS) and REST.
+//!
+//! gRPC services live under `/{package.Service}/{Method}` behind the
+//! authentication layer; grpc-web is translated in front of them; everything
+//! else falls through to the REST transcoder, which calls the very same
+//! authenticated gRPC router in-process.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use http::{HeaderName, HeaderValue, Method};
+use prost_reflect::DescriptorPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::app::{App, AppState};
+use crate::auth::layer::AuthLayer;
+use crate::metrics::{self, Metrics};
+use crate::ops::{self, OpsState};
+use crate::rest::{self, Transcoder};
+use crate::store::Store;
+use crate::workers::Workers;
+use crate::{api, pb};
+
+/// What a server needs once its database exists.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub pool_size: usize,
+    pub max_body_bytes: usize,
+    pub cors_origins: Vec<String>,
+    pub sandbox: bool,
+}
+
+/// A running server: its address and a handle to stop it gracefully.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub app: App,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, stops the workers.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await??;
+        for w in self.workers {
+            let _ = w.await;
+        }
+        Ok(())
+    }
+
+    /// Resolves when the server stops on its own (it normally does not).
+    pub async fn wait_for(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = signal => {}
+            r = &mut self.task => { r??; return Ok(()); }
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await
+    }
+}
+
+/// Migrates the database, connects, binds and starts serving.
+pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
+    let applied = Store::migrate(&opts.database_url).await?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    let store = Store::connect(&opts.database_url, opts.pool_size)?;
+    let app: App = Arc::new(AppState {
+        store,
+        sandbox: opts.sandbox,
+        started: Instant::now(),
+        workers: Workers::default(),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let workers = spawn_workers(&app, shutdown_rx.clone());
+    let router = router(&app, &opts).await?;
+    let listener = TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut rx = shutdown_rx;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, sandbox = opts.sandbox, "wagate listening (gRPC, grpc-web and REST)");
+    Ok(RunningServer {
+        addr,
+        app,
+        shutdown,
+        task,
+        workers,
+    })
+}
+
+fn spawn_workers(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    let store = app.store.clone();
+    // Keeps the pool warm and proves the worker runtime is alive; later
+    // issues add the dispatcher, inbound processing and webhook delivery.
+    let maintenance = app.workers.spawn(
+        "maintenance",
+        Duration::from_secs(10),
+        shutdown,
+        move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(anyhow::Error::from) }
+        },
+    );
+    vec![maintenance]
+}
+
+/// The whole HTTP surface on one router.
+pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
+    let pool = DescriptorPool::decode(pb::DESCRIPTOR)?;
+    let grpc = api::grpc_routes(app)
+        .await?
+        .into_axum_router()
+        .reset_fallback()
+        .layer(AuthLayer::new(
+            app.store.clone(),
+            rest::routes::public_methods(&pool),
+        ));
+    let transcoder = Arc::new(Transcoder::new(&pool, grpc.clone(), opts.max_body_bytes)?);
+    let metrics = Arc::new(Metrics::new());
+    let ops_state = OpsState {
+        app: app.clone(),
+        metrics: metrics.clone(),
+        openapi: Arc::new(rest::openapi::document(
+            transcoder.routes(),
+            transcoder.mapping(),
+            env!("CARGO_PKG_VERSION"),
+        )),
+    };
+    let ops = Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .with_state(ops_state);
+    let grpc_web = grpc.layer(tonic_web::GrpcWebLayer::new());
+    let fallback = move |req: Request| {
+        let t = transcoder.clone();
+        async move { t.handle(req).await }
+    };
+    Ok(ops
+        .merge(grpc_web)
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(cors(&opts.cors_origins))
+        .layer(middleware::from_fn(request_id)))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(
+            [
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "x-request-id",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+            ]
+            .map(HeaderName::from_static),
+        )
+        .expose_headers(
+            [
+                "grpc-status",
+                "grpc-message",
+                "grpc-status-details-bin",
+                "x-request-id",
+                "retry-after",
+                "idempotent-replayed",
+            ]
+            .map(HeaderName::from_static),
+        )
+        .max_age(Duration::from_secs(600))
+}
+
+/// Gives every request an id (the caller's `x-request-id`, or a new one),
+/// echoes it, and logs the request inside a span carrying it.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    async move {
+        let start = Instant::now();
+        let mut resp = next.run(req).await;
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        tracing::info!(
+            status = resp.status().as_u16(),
+            elapsed_ms = start.elapsed().as_millis() as u64,
+            "request"
+        );
+        resp
+    }
+    .instrument(span)
+    .await
+}

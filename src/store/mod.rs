@@ -1,0 +1,119 @@
+//! The store: the only code that writes SQL. diesel + diesel-async on
+//! PostgreSQL (no libpq), with a deadpool pool and embedded migrations.
+pub mod accounts;
+pub mod api_keys;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type Conn = Object<AsyncPgConnection>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached (pool timeout, connection refused).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A unique constraint rejected the write; carries the constraint name.
+    #[error("duplicate value for {0}")]
+    Duplicate(String),
+    #[error(transparent)]
+    Query(DieselError),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StoreError::Duplicate(info.constraint_name().unwrap_or("unique").to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A page of a list: 1-based page number and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: i64,
+    pub limit: i64,
+}
+
+impl PageRequest {
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * self.limit
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl Store {
+    pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
+        let mut config = ManagerConfig::default();
+        config.recycling_method = RecyclingMethod::Fast;
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    pub async fn conn(&self) -> StoreResult<Conn> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    pub async fn migrate(url: &str) -> StoreResult<usize> {
+        let conn = AsyncPgConnection::establish(url)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut harness = AsyncMigrationHarness::new(conn);
+        // The harness is synchronous (block_in_place): needs the multi-thread runtime.
+        let applied = tokio::task::block_in_place(|| harness.run_pending_migrations(MIGRATIONS))
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(applied.len())
+    }
+
+    /// A round trip to the database, for readiness.
+    pub async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+        Ok(())
+    }
+
+    /// (size, available, max) of the pool, for metrics.
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let s = self.pool.status();
+        (s.size, s.available, s.max_size)
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: a real PostgreSQL (started from the machine's binaries,
+//! or TEST_DATABASE_URL), a real server on 127.0.0.1:0, real clients over
+//! REST, gRPC (HTTP/2) and grpc-web.
+mod harness;
+
+mod accounts;
+mod api_keys;
+mod auth_matrix;
+mod operations;
+mod transcoder;
