@@ -233,7 +233,10 @@ mod tests {
     fn extra_keeps_unknown_keys_and_can_be_hidden() {
         let v = serde_json::json!({"known": 1, "new_field": {"a": true}});
         let s: Sample = serde_json::from_value(v.clone()).unwrap();
-        assert_eq!(s.extra.get("new_field"), Some(&serde_json::json!({"a": true})));
+        assert_eq!(
+            s.extra.get("new_field"),
+            Some(&serde_json::json!({"a": true}))
+        );
         assert_eq!(serde_json::to_value(&s).unwrap(), v);
         assert_eq!(modelled_only(&s).unwrap(), serde_json::json!({"known": 1}));
         // The flag is restored afterwards.

@@ -56,7 +56,11 @@ mod tests {
         assert!(!verify(b"other", body, &header));
         assert!(!verify(b"secret", b"{}", &header));
         assert!(!verify(b"secret", body, "sha256=zz"));
-        assert!(!verify(b"secret", body, &header.replace("sha256=", "sha1=")));
+        assert!(!verify(
+            b"secret",
+            body,
+            &header.replace("sha256=", "sha1=")
+        ));
         assert!(!verify(b"secret", body, ""));
         assert!(!verify(b"secret", body, "sha256="));
     }

@@ -207,11 +207,11 @@ fn error_from_body(
     regain_access_after: Option<std::time::Duration>,
 ) -> GraphError {
     match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(envelope) => GraphError::Api(MetaApiError {
+        Ok(envelope) => GraphError::Api(Box::new(MetaApiError {
             status,
             error: envelope.error,
             regain_access_after,
-        }),
+        })),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             let snippet: String = text.chars().take(ERROR_SNIPPET).collect();

@@ -234,7 +234,7 @@ pub fn regain_access_after(header: &str) -> Option<Duration> {
 pub enum GraphError {
     /// Meta answered with an error body.
     #[error(transparent)]
-    Api(MetaApiError),
+    Api(Box<MetaApiError>),
     /// Meta (or a proxy in front of it) answered with an error status but no
     /// parseable error body. `body` is truncated.
     #[error("HTTP {status} without a Meta error body: {body}")]
@@ -303,7 +303,7 @@ impl GraphError {
 
 impl From<MetaApiError> for GraphError {
     fn from(e: MetaApiError) -> Self {
-        GraphError::Api(e)
+        GraphError::Api(Box::new(e))
     }
 }
 
@@ -374,7 +374,10 @@ mod tests {
     fn status_without_body() {
         for status in [500, 502, 503, 504] {
             assert_eq!(classify_status(status), ErrorClass::RetrySameMessage);
-            let e = GraphError::Http { status, body: String::new() };
+            let e = GraphError::Http {
+                status,
+                body: String::new(),
+            };
             assert!(e.is_retryable());
         }
         assert_eq!(classify_status(429), ErrorClass::ThrottleNumber);

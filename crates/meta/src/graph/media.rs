@@ -97,7 +97,11 @@ impl GraphClient {
     /// The token is sent to `url`, so only pass URLs that came from Meta
     /// ([`Self::get_media_url`] or a signed webhook). On a 404 the URL has
     /// expired: ask for a new one.
-    pub async fn download_media(&self, token: &str, url: &str) -> Result<DownloadedMedia, GraphError> {
+    pub async fn download_media(
+        &self,
+        token: &str,
+        url: &str,
+    ) -> Result<DownloadedMedia, GraphError> {
         let url = Url::parse(url).map_err(|e| GraphError::Request(format!("media URL: {e}")))?;
         let req = self
             .request(Method::GET, url, Some(token))

@@ -275,7 +275,10 @@ impl GraphClient {
         self.delete(
             Some(token),
             &[waba_id, "message_templates"],
-            &[("hsm_id", template_id.to_owned()), ("name", name.to_owned())],
+            &[
+                ("hsm_id", template_id.to_owned()),
+                ("name", name.to_owned()),
+            ],
         )
         .await
     }

@@ -93,10 +93,13 @@ impl MessagesValue {
             };
             agree(wa_id, c.wa_id()) && agree(user_id, c.user_id())
         };
-        self.contacts.iter().find(matches).or_else(|| match self.contacts.as_slice() {
-            [only] => Some(only).filter(compatible),
-            _ => None,
-        })
+        self.contacts
+            .iter()
+            .find(matches)
+            .or_else(|| match self.contacts.as_slice() {
+                [only] => Some(only).filter(compatible),
+                _ => None,
+            })
     }
 
     /// Who sent `message`.
@@ -106,6 +109,17 @@ impl MessagesValue {
             message.from_phone(),
             message.from_user_id(),
             non_empty(message.from_parent_user_id.as_deref()),
+            contact,
+        )
+    }
+
+    /// Who an SMB echo was sent to.
+    pub fn echo_recipient<'a>(&'a self, echo: &'a MessageEcho) -> ContactIdentity<'a> {
+        let contact = self.contact(echo.to_phone(), echo.to_user_id());
+        identity(
+            echo.to_phone(),
+            echo.to_user_id(),
+            non_empty(echo.to_parent_user_id.as_deref()),
             contact,
         )
     }
@@ -140,8 +154,7 @@ fn identity<'a>(
     ContactIdentity {
         wa_id: wa_id.or_else(|| contact?.wa_id()),
         user_id: user_id.or_else(|| contact?.user_id()),
-        parent_user_id: parent_user_id
-            .or_else(|| non_empty(contact?.parent_user_id.as_deref())),
+        parent_user_id: parent_user_id.or_else(|| non_empty(contact?.parent_user_id.as_deref())),
         username: profile.and_then(|p| non_empty(p.username.as_deref())),
         profile_name: profile.and_then(|p| non_empty(p.name.as_deref())),
     }

@@ -73,7 +73,8 @@ pub enum ChangeValue {
     MessageTemplateComponentsUpdate(TemplateComponentsUpdate),
     PhoneNumberQualityUpdate(PhoneNumberQualityUpdate),
     PhoneNumberNameUpdate(PhoneNumberNameUpdate),
-    AccountUpdate(AccountUpdate),
+    /// Boxed: by far the largest value type.
+    AccountUpdate(Box<AccountUpdate>),
     AccountReviewUpdate(AccountReviewUpdate),
     BusinessCapabilityUpdate(BusinessCapabilityUpdate),
     /// An unknown field, or a known one whose value did not fit: kept raw.
@@ -83,7 +84,10 @@ pub enum ChangeValue {
 impl ChangeValue {
     /// Types `value` according to `field`; never fails.
     pub fn parse(field: &str, value: Value) -> Self {
-        fn typed<T: DeserializeOwned>(v: &Value, wrap: fn(T) -> ChangeValue) -> Option<ChangeValue> {
+        fn typed<T: DeserializeOwned>(
+            v: &Value,
+            wrap: fn(T) -> ChangeValue,
+        ) -> Option<ChangeValue> {
             T::deserialize(v).ok().map(wrap)
         }
         let parsed = match field {
@@ -103,7 +107,7 @@ impl ChangeValue {
             }
             "phone_number_quality_update" => typed(&value, ChangeValue::PhoneNumberQualityUpdate),
             "phone_number_name_update" => typed(&value, ChangeValue::PhoneNumberNameUpdate),
-            "account_update" => typed(&value, ChangeValue::AccountUpdate),
+            "account_update" => typed(&value, |v| ChangeValue::AccountUpdate(Box::new(v))),
             "account_review_update" => typed(&value, ChangeValue::AccountReviewUpdate),
             "business_capability_update" => typed(&value, ChangeValue::BusinessCapabilityUpdate),
             _ => None,

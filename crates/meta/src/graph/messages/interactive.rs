@@ -36,7 +36,11 @@ impl Interactive {
     }
 
     /// A list opened by a button labelled `button`.
-    pub fn list(body: impl Into<String>, button: impl Into<String>, sections: Vec<Section>) -> Self {
+    pub fn list(
+        body: impl Into<String>,
+        button: impl Into<String>,
+        sections: Vec<Section>,
+    ) -> Self {
         Self::with_kind(
             InteractiveKind::List {
                 action: ListAction {
@@ -92,13 +96,23 @@ impl Interactive {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum InteractiveKind {
-    Button { action: ButtonsAction },
-    List { action: ListAction },
-    CtaUrl { action: CtaUrlAction },
+    Button {
+        action: ButtonsAction,
+    },
+    List {
+        action: ListAction,
+    },
+    CtaUrl {
+        action: CtaUrlAction,
+    },
     /// WhatsApp Flows; the action object is passed through.
-    Flow { action: Value },
+    Flow {
+        action: Value,
+    },
     /// Asks the user to share their location (`{"name":"send_location"}`).
-    LocationRequestMessage { action: Value },
+    LocationRequestMessage {
+        action: Value,
+    },
 }
 
 /// `{"text": "..."}` used for body and footer.
