@@ -140,12 +140,14 @@ pub(crate) async fn inject(sim: &Simulator, m: InboundMessage) -> Result<String,
                     &mime,
                     filename,
                 );
+                // Lock order: config before world.
+                let base = sim.base_url();
                 let world = sim.shared.world.lock();
                 if let Some(stored) = world.media.get(&id) {
                     p.insert("id".into(), json!(id));
                     p.insert("mime_type".into(), json!(stored.mime_type));
                     p.insert("sha256".into(), json!(stored.sha256));
-                    p.insert("url".into(), json!(media::url_of(&sim.base_url(), stored)));
+                    p.insert("url".into(), json!(media::url_of(&base, stored)));
                 }
             }
             o.insert(msg_type.clone(), payload);

@@ -196,7 +196,7 @@ impl Simulator {
                 cfg: RwLock::new(cfg),
                 world: Mutex::new(world),
                 log: Mutex::new(log::RequestLog::default()),
-                webhook_log: Mutex::new(Vec::new()),
+                webhook_log: Mutex::new(std::collections::VecDeque::new()),
                 webhook_seq: Mutex::new(0),
                 faults: Mutex::new(faults::FaultSet::default()),
                 phone_limiter: Mutex::new(throughput::Gcra::default()),
@@ -363,7 +363,7 @@ impl Simulator {
 
     /// Every webhook posted (or given up), oldest first.
     pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
-        self.shared.webhook_log.lock().clone()
+        self.shared.webhook_log.lock().iter().cloned().collect()
     }
 
     pub fn clear_webhook_deliveries(&self) {
@@ -456,7 +456,7 @@ impl Simulator {
     ) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if pred(&self.shared.webhook_log.lock()) {
+            if pred(self.shared.webhook_log.lock().make_contiguous()) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {

@@ -349,8 +349,7 @@ fn send(
     sim.shared
         .world
         .lock()
-        .sent
-        .insert(wamid.clone(), sent.clone());
+        .record_sent(sent.clone(), cfg.max_logged_requests);
     sim.spawn_status_plan(sent, plan);
 
     let contact = match &user_id {

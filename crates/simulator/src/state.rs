@@ -218,6 +218,8 @@ pub struct World {
     pub tokens: HashMap<String, TokenInfo>,
     pub revoked_tokens: std::collections::HashSet<String>,
     pub sent: HashMap<String, SentMessage>,
+    /// Acceptance order of `sent`, to bound it.
+    pub sent_order: std::collections::VecDeque<String>,
     /// wamids of inbound messages (for mark-as-read) -> phone number id.
     pub inbound: HashMap<String, String>,
     pub users: Vec<User>,
@@ -310,6 +312,17 @@ impl World {
             .collect()
     }
 
+    /// Records an accepted message, forgetting the oldest beyond `cap`.
+    pub fn record_sent(&mut self, msg: SentMessage, cap: usize) {
+        self.sent_order.push_back(msg.wamid.clone());
+        self.sent.insert(msg.wamid.clone(), msg);
+        while self.sent_order.len() > cap.max(1) {
+            if let Some(old) = self.sent_order.pop_front() {
+                self.sent.remove(&old);
+            }
+        }
+    }
+
     /// Finds a known user by phone digits or BSUID.
     pub fn user(&self, key: &str) -> Option<&User> {
         self.user_index.get(key).and_then(|&i| self.users.get(i))
@@ -357,7 +370,7 @@ pub struct Shared {
     pub cfg: RwLock<SimulatorConfig>,
     pub world: Mutex<World>,
     pub log: Mutex<RequestLog>,
-    pub webhook_log: Mutex<Vec<WebhookDelivery>>,
+    pub webhook_log: Mutex<std::collections::VecDeque<WebhookDelivery>>,
     pub webhook_seq: Mutex<u64>,
     pub faults: Mutex<FaultSet>,
     pub phone_limiter: Mutex<Gcra<String>>,

@@ -203,7 +203,13 @@ impl Simulator {
             last_status,
             delivered,
         };
-        self.shared.webhook_log.lock().push(record.clone());
+        let cap = self.shared.cfg.read().max_logged_requests.max(1);
+        let mut log = self.shared.webhook_log.lock();
+        log.push_back(record.clone());
+        while log.len() > cap {
+            log.pop_front();
+        }
+        drop(log);
         record
     }
 

@@ -382,3 +382,60 @@ async fn status_values_round_trip_as_json() {
         assert!(matches!(s["timestamp"], Value::String(_)));
     }
 }
+
+#[tokio::test]
+async fn service_window_and_manual_statuses() {
+    let mut cfg = config();
+    cfg.enforce_service_window = true;
+    let env = start_with(cfg).await;
+    // No inbound yet: free-form sends fail with 131047 (as a failed status).
+    let (s, b) = env.send_text(PHONE, "16505557777", None).await;
+    assert_eq!(s, 200);
+    let w = b["messages"][0]["id"].as_str().unwrap().to_string();
+    env.recv
+        .wait("131047", |r| !r.statuses_of(&w).is_empty())
+        .await;
+    assert_eq!(env.recv.statuses_of(&w)[0]["errors"][0]["code"], 131047);
+    // Templates are allowed outside the window.
+    let (_, b) = env
+        .post(
+            &format!("/{PHONE}/messages"),
+            &json!({"messaging_product": "whatsapp", "to": "16505557777", "type": "template",
+                    "template": {"name": "hello_world", "language": {"code": "en_US"}}}),
+        )
+        .await;
+    let wt = b["messages"][0]["id"].as_str().unwrap().to_string();
+    env.recv
+        .wait("template statuses", |r| r.statuses_of(&wt).len() == 3)
+        .await;
+    assert_eq!(
+        env.recv.statuses_of(&wt)[0]["pricing"]["category"],
+        "utility"
+    );
+    // The user writes: the window opens.
+    env.sim
+        .inject_inbound(InboundMessage::text(PHONE, "16505557777", "hi"))
+        .await
+        .unwrap();
+    let (_, b) = env.send_text(PHONE, "16505557777", None).await;
+    let w2 = b["messages"][0]["id"].as_str().unwrap().to_string();
+    env.recv
+        .wait("statuses", |r| r.statuses_of(&w2).len() == 3)
+        .await;
+    assert_eq!(env.recv.statuses_of(&w2)[2]["status"], "read");
+
+    // A status posted on demand through the control API.
+    let (s, _) = env
+        .control(
+            reqwest::Method::POST,
+            &format!("/_sim/messages/{w2}/status"),
+            Some(json!({"status": "played"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(env.recv.statuses_of(&w2)[3]["status"], "played");
+    let (_, list) = env
+        .control(reqwest::Method::GET, "/_sim/webhooks", None)
+        .await;
+    assert!(list["count"].as_u64().unwrap() >= 8);
+}
