@@ -2,8 +2,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use wagate_meta::graph::GraphClient;
+
+use crate::crypto::SecretBox;
 use crate::store::Store;
 use crate::workers::Workers;
+
+/// How wagate reaches Meta.
+pub struct MetaApp {
+    pub graph: GraphClient,
+    /// The Meta app (Embedded Signup, debug_token); None in sandbox mode and
+    /// for bring-your-own-credentials deployments without an app.
+    pub app_id: Option<String>,
+    pub app_secret: Option<String>,
+}
 
 pub struct AppState {
     pub store: Store,
@@ -11,6 +23,11 @@ pub struct AppState {
     pub sandbox: bool,
     pub started: Instant,
     pub workers: Workers,
+    pub meta: MetaApp,
+    /// Encrypts Meta access tokens and other secrets at rest.
+    pub secrets: SecretBox,
+    /// The in-process Cloud API simulator (sandbox mode).
+    pub simulator: Option<wagate_simulator::Simulator>,
 }
 
 pub type App = Arc<AppState>;

@@ -2,7 +2,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wagate::config::{Cli, Command, LogFormat, OrgCommand, ServeArgs};
 use wagate::database::Database;
-use wagate::server::{self, ServerOptions};
+use wagate::server::{self, MetaOptions, ServerOptions};
 
 #[tokio::main]
 async fn main() {
@@ -13,7 +13,7 @@ async fn main() {
         None => serve(*cli.serve).await,
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Migrate(db)) => migrate(db).await,
-        Some(Command::Simulator(_)) => Err(anyhow::anyhow!("the simulator is not wired yet")),
+        Some(Command::Simulator(args)) => simulator(args).await,
         Some(Command::Org { command }) => org(command).await,
     };
     if let Err(e) = result {
@@ -33,9 +33,20 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let meta = MetaOptions {
+        graph_url: args.meta_graph_url.clone(),
+        api_version: args.meta_api_version.clone(),
+        app_id: args.meta_app_id.clone(),
+        app_secret: args.meta_app_secret.clone(),
+        webhook_secret: args.whatsapp_app_secret.clone(),
+        verify_token: args.whatsapp_verify_token.clone(),
+    };
+    let master_key = master_key(&args, meta.sandbox())?;
     let db = Database::open(&args.db).await?;
-    if args.sandbox() {
-        tracing::info!("sandbox mode: no Meta app configured (META_APP_ID unset)");
+    if meta.sandbox() {
+        tracing::info!(
+            "sandbox mode: no Meta app configured (META_APP_ID and META_GRAPH_URL unset); the built-in Cloud API simulator at /sandbox stands in for Meta"
+        );
     }
     let running = server::start(ServerOptions {
         listen: args.listen,
@@ -43,7 +54,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pool_size: args.db.pool_size,
         max_body_bytes: args.max_body_bytes,
         cors_origins: args.cors_origins.clone(),
-        sandbox: args.sandbox(),
+        meta,
+        master_key,
     })
     .await;
     let result = match running {
@@ -102,4 +114,49 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// WAGATE_MASTER_KEY, or in sandbox mode a key kept in the data directory
+/// (created on first start), so a demo needs no setup.
+fn master_key(args: &ServeArgs, sandbox: bool) -> anyhow::Result<String> {
+    if let Some(k) = &args.master_key {
+        wagate::crypto::SecretBox::from_base64(k)?;
+        return Ok(k.clone());
+    }
+    if !sandbox {
+        anyhow::bail!(
+            "WAGATE_MASTER_KEY is required when a Meta app is configured: it encrypts stored access tokens (generate one with `openssl rand -base64 32`)"
+        );
+    }
+    std::fs::create_dir_all(&args.db.data_dir)?;
+    let path = args.db.data_dir.join("master.key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        return Ok(k.trim().to_owned());
+    }
+    let key = wagate::crypto::SecretBox::generate_key();
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(key.as_bytes())?;
+    }
+    tracing::warn!(path = %path.display(), "sandbox mode: generated a master key in the data directory; set WAGATE_MASTER_KEY in production");
+    Ok(key)
+}
+
+async fn simulator(args: wagate::config::SimulatorArgs) -> anyhow::Result<()> {
+    let mut cfg = wagate_simulator::SimulatorConfig::new(args.app_secret);
+    cfg.webhook_url = args.webhook_url;
+    let sim = wagate_simulator::Simulator::new(cfg);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "Cloud API simulator listening (Graph API under /v23.0/..., control API under /_sim)");
+    tokio::select! {
+        r = sim.serve(listener) => r?,
+        _ = shutdown_signal() => {}
+    }
+    Ok(())
 }

@@ -20,8 +20,9 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
-use crate::app::{App, AppState};
+use crate::app::{App, AppState, MetaApp};
 use crate::auth::layer::AuthLayer;
+use crate::crypto::SecretBox;
 use crate::metrics::{self, Metrics};
 use crate::ops::{self, OpsState};
 use crate::rest::{self, Transcoder};
@@ -37,7 +38,47 @@ pub struct ServerOptions {
     pub pool_size: usize,
     pub max_body_bytes: usize,
     pub cors_origins: Vec<String>,
-    pub sandbox: bool,
+    pub meta: MetaOptions,
+    /// Base64 of the 32-byte key that encrypts stored secrets.
+    pub master_key: String,
+}
+
+/// How to reach Meta. With neither an app id nor a Graph URL, wagate runs in
+/// sandbox mode: the in-process simulator (mounted at `/sandbox`) is both the
+/// Graph API and the source of webhooks.
+#[derive(Debug, Clone)]
+pub struct MetaOptions {
+    pub graph_url: Option<String>,
+    pub api_version: String,
+    pub app_id: Option<String>,
+    pub app_secret: Option<String>,
+    /// Secret Meta signs webhooks with (WHATSAPP_APP_SECRET).
+    pub webhook_secret: Option<String>,
+    /// Token Meta presents when verifying the webhook URL.
+    pub verify_token: Option<String>,
+}
+
+/// The app secret the sandbox simulator signs webhooks with, unless set.
+pub const SANDBOX_APP_SECRET: &str = "sandbox-app-secret";
+/// The webhook verify token in sandbox mode, unless set.
+pub const SANDBOX_VERIFY_TOKEN: &str = "sandbox-verify-token";
+
+impl MetaOptions {
+    pub fn sandbox(&self) -> bool {
+        self.app_id.is_none() && self.graph_url.is_none()
+    }
+
+    /// Sandbox defaults: a fixed, documented secret and verify token.
+    pub fn sandbox_defaults() -> Self {
+        Self {
+            graph_url: None,
+            api_version: wagate_meta::graph::GraphConfig::DEFAULT_API_VERSION.into(),
+            app_id: None,
+            app_secret: None,
+            webhook_secret: None,
+            verify_token: None,
+        }
+    }
 }
 
 /// A running server: its address and a handle to stop it gracefully.
@@ -81,17 +122,53 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
         tracing::info!(applied, "database migrations applied");
     }
     let store = Store::connect(&opts.database_url, opts.pool_size)?;
-    let app: App = Arc::new(AppState {
-        store,
-        sandbox: opts.sandbox,
-        started: Instant::now(),
-        workers: Workers::default(),
-    });
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let workers = spawn_workers(&app, shutdown_rx.clone());
-    let router = router(&app, &opts).await?;
     let listener = TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
+    let sandbox = opts.meta.sandbox();
+    let simulator = sandbox.then(|| {
+        let secret = opts
+            .meta
+            .webhook_secret
+            .clone()
+            .unwrap_or_else(|| SANDBOX_APP_SECRET.into());
+        let mut cfg = wagate_simulator::SimulatorConfig::new(secret);
+        cfg.webhook_url = Some(format!("http://{addr}/webhooks/whatsapp"));
+        cfg.public_base_url = Some(format!("http://{addr}/sandbox"));
+        wagate_simulator::Simulator::new(cfg)
+    });
+    let graph_url = match (&opts.meta.graph_url, sandbox) {
+        (Some(url), _) => url.clone(),
+        (None, true) => format!("http://{addr}/sandbox/"),
+        (None, false) => wagate_meta::graph::GraphConfig::DEFAULT_BASE_URL.into(),
+    };
+    let graph = wagate_meta::graph::GraphClient::new(wagate_meta::graph::GraphConfig::new(
+        url::Url::parse(&graph_url)?,
+        opts.meta.api_version.clone(),
+    ))?;
+    let app: App = Arc::new(AppState {
+        store,
+        sandbox,
+        started: Instant::now(),
+        workers: Workers::default(),
+        meta: MetaApp {
+            graph,
+            // In sandbox mode the simulator plays the Meta app too (code exchange, debug_token).
+            app_id: simulator
+                .as_ref()
+                .map(|s| s.config().app_id)
+                .or_else(|| opts.meta.app_id.clone()),
+            app_secret: simulator
+                .as_ref()
+                .map(|s| s.config().app_secret)
+                .or_else(|| opts.meta.app_secret.clone()),
+        },
+        secrets: SecretBox::from_base64(&opts.master_key)?,
+        simulator,
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut workers = spawn_workers(&app, shutdown_rx.clone());
+    workers.extend(crate::jobs::spawn(&app, shutdown_rx.clone()));
+    let router = router(&app, &opts).await?;
     let mut rx = shutdown_rx;
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -100,7 +177,7 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
             })
             .await
     });
-    tracing::info!(%addr, sandbox = opts.sandbox, "wagate listening (gRPC, grpc-web and REST)");
+    tracing::info!(%addr, sandbox, graph = %graph_url, "wagate listening (gRPC, grpc-web and REST)");
     Ok(RunningServer {
         addr,
         app,
@@ -129,15 +206,20 @@ fn spawn_workers(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task:
 /// The whole HTTP surface on one router.
 pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
     let pool = DescriptorPool::decode(pb::DESCRIPTOR)?;
-    let grpc = api::grpc_routes(app)
-        .await?
+    let (routes, served) = api::grpc_routes(app).await?;
+    let grpc = routes
         .into_axum_router()
         .reset_fallback()
         .layer(AuthLayer::new(
             app.store.clone(),
             rest::routes::public_methods(&pool),
         ));
-    let transcoder = Arc::new(Transcoder::new(&pool, grpc.clone(), opts.max_body_bytes)?);
+    let transcoder = Arc::new(Transcoder::new(
+        &pool,
+        &served,
+        grpc.clone(),
+        opts.max_body_bytes,
+    )?);
     let metrics = Arc::new(Metrics::new());
     let ops_state = OpsState {
         app: app.clone(),
@@ -155,6 +237,10 @@ pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
         .route("/openapi.json", get(ops::openapi))
         .with_state(ops_state);
     let grpc_web = grpc.layer(tonic_web::GrpcWebLayer::new());
+    let ops = match &app.simulator {
+        Some(sim) => ops.nest("/sandbox", sim.router()),
+        None => ops,
+    };
     let fallback = move |req: Request| {
         let t = transcoder.clone();
         async move { t.handle(req).await }

@@ -5,6 +5,7 @@ use super::convert;
 use crate::app::App;
 use crate::auth::principal;
 use crate::domain::accounts::{self, RegisterInput};
+use crate::domain::credentials::{self, CredentialsInputRaw};
 use crate::pb;
 
 pub struct AccountApi {
@@ -48,6 +49,7 @@ impl pb::account_service_server::AccountService for AccountApi {
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let p = principal(&req)?;
         let v = accounts::me(&self.app.store, &p, self.app.sandbox).await?;
+        let creds = credentials::get(&self.app, p.org_id()).await?;
         Ok(Response::new(pb::GetMeResponse {
             data: Some(pb::Account {
                 organization: Some(convert::organization(&v.org)),
@@ -62,10 +64,10 @@ impl pb::account_service_server::AccountService for AccountApi {
                 onboarding: Some(convert::json_struct(&v.org.onboarding)),
                 config: Some(pb::AccountConfig {
                     sandbox: v.sandbox,
-                    credentials_configured: false,
-                    credentials_verified: false,
-                    phone_number_id: None,
-                    waba_id: None,
+                    credentials_configured: creds.configured,
+                    credentials_verified: creds.verified_at.is_some(),
+                    phone_number_id: creds.phone_number_id,
+                    waba_id: creds.waba_id,
                     webhook_url: None,
                 }),
             }),
@@ -80,6 +82,49 @@ impl pb::account_service_server::AccountService for AccountApi {
         let k = accounts::rotate_key(&self.app.store, &p).await?;
         Ok(Response::new(pb::RotateKeyResponse {
             data: Some(convert::api_key_secret(&k.row, k.secret)),
+        }))
+    }
+
+    async fn set_credentials(
+        &self,
+        req: Request<pb::SetCredentialsRequest>,
+    ) -> Result<Response<pb::SetCredentialsResponse>, Status> {
+        let org = principal(&req)?.org_id();
+        let r = req.into_inner();
+        let view = credentials::set(
+            &self.app,
+            org,
+            CredentialsInputRaw {
+                access_token: r.access_token,
+                phone_number_id: r.phone_number_id,
+                waba_id: r.waba_id,
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::SetCredentialsResponse {
+            data: Some(convert::credentials(&view)),
+        }))
+    }
+
+    async fn delete_credentials(
+        &self,
+        req: Request<pb::DeleteCredentialsRequest>,
+    ) -> Result<Response<pb::DeleteCredentialsResponse>, Status> {
+        let org = principal(&req)?.org_id();
+        let view = credentials::delete(&self.app, org).await?;
+        Ok(Response::new(pb::DeleteCredentialsResponse {
+            data: Some(convert::credentials(&view)),
+        }))
+    }
+
+    async fn verify_credentials(
+        &self,
+        req: Request<pb::VerifyCredentialsRequest>,
+    ) -> Result<Response<pb::VerifyCredentialsResponse>, Status> {
+        let org = principal(&req)?.org_id();
+        let d = credentials::verify(&self.app, org).await?;
+        Ok(Response::new(pb::VerifyCredentialsResponse {
+            data: Some(convert::diagnostics(&d)),
         }))
     }
 }

@@ -113,3 +113,115 @@ pub fn json_value(v: &serde_json::Value) -> prost_types::Value {
     };
     prost_types::Value { kind: Some(kind) }
 }
+
+pub fn credentials(c: &crate::domain::credentials::CredentialsView) -> pb::Credentials {
+    pb::Credentials {
+        configured: c.configured,
+        verified: c.verified_at.is_some(),
+        phone_number_id: c.phone_number_id.clone(),
+        waba_id: c.waba_id.clone(),
+        token_last4: c.token_last4.clone(),
+        phone_id: c.phone_id.map(|id| id.to_string()),
+        verified_at: c.verified_at.map(ts),
+    }
+}
+
+pub fn diagnostics(d: &crate::domain::credentials::Diagnostics) -> pb::CredentialsDiagnostics {
+    use crate::domain::credentials::CheckStatus;
+    pb::CredentialsDiagnostics {
+        ok: d.ok(),
+        checks: d
+            .checks
+            .iter()
+            .map(|c| pb::CredentialCheck {
+                id: c.id.to_owned(),
+                name: c.name.to_owned(),
+                status: match c.status {
+                    CheckStatus::Ok => pb::CheckStatus::Ok,
+                    CheckStatus::Failed => pb::CheckStatus::Failed,
+                    CheckStatus::Skipped => pb::CheckStatus::Skipped,
+                } as i32,
+                message: c.message.clone(),
+                hint: c.hint.clone(),
+                meta_error_code: c.meta_error_code,
+            })
+            .collect(),
+        display_phone_number: d.display_phone_number.clone(),
+        verified_name: d.verified_name.clone(),
+        quality_rating: d.quality_rating.clone(),
+    }
+}
+
+pub fn waba(w: &crate::store::phones::WabaRow, phone_count: i64) -> pb::Waba {
+    pb::Waba {
+        id: w.id.to_string(),
+        meta_waba_id: w.meta_waba_id.clone(),
+        name: w.name.clone(),
+        source: w.source.clone(),
+        token_last4: w.token_last4.clone(),
+        phone_count: i32::try_from(phone_count).unwrap_or(i32::MAX),
+        created_at: Some(ts(w.created_at)),
+        updated_at: Some(ts(w.updated_at)),
+    }
+}
+
+pub fn phone(p: &crate::store::phones::PhoneRow) -> pb::Phone {
+    pb::Phone {
+        id: p.id.to_string(),
+        waba_id: p.waba_id.to_string(),
+        meta_phone_number_id: p.meta_phone_number_id.clone(),
+        display_phone_number: p.display_phone_number.clone(),
+        verified_name: p.verified_name.clone(),
+        is_default: p.is_default,
+        is_registered: p.is_registered,
+        quality_rating: p.quality_rating.clone(),
+        throughput_level: p.throughput_level.clone(),
+        messaging_limit: p.messaging_limit.clone(),
+        metadata: Some(json_struct(&p.metadata)),
+        created_at: Some(ts(p.created_at)),
+        updated_at: Some(ts(p.updated_at)),
+    }
+}
+
+pub fn phone_health(v: &crate::domain::phones::HealthView) -> pb::PhoneHealth {
+    use crate::domain::health::Level;
+    let level = |l: Level| match l {
+        Level::Available => pb::HealthLevel::Available,
+        Level::Limited => pb::HealthLevel::Limited,
+        Level::Blocked => pb::HealthLevel::Blocked,
+    } as i32;
+    let p = &v.phone;
+    let a = &v.assessment;
+    pb::PhoneHealth {
+        phone_id: p.id.to_string(),
+        is_registered: p.is_registered,
+        capabilities: Some(pb::PhoneCapabilities {
+            can_receive_messages: a.capabilities.can_receive_messages,
+            can_send_messages: a.capabilities.can_send_messages,
+            can_send_templates: a.capabilities.can_send_templates,
+        }),
+        quality_rating: p.quality_rating.clone(),
+        throughput_level: p.throughput_level.clone(),
+        messaging_limit: p.messaging_limit.clone(),
+        name_status: p.name_status.clone(),
+        code_verification_status: p.code_verification_status.clone(),
+        can_send_message: a.messaging_level.map_or(0, level),
+        issues: a
+            .issues
+            .iter()
+            .map(|i| pb::HealthIssue {
+                entity_type: i.entity_type.clone(),
+                entity_id: i.entity_id.clone(),
+                level: level(i.level),
+                error_code: i.error_code,
+                message: i.message.clone(),
+                possible_solution: i.possible_solution.clone(),
+                blocking: i.blocking,
+            })
+            .collect(),
+        app_subscribed: p.app_subscribed,
+        token_valid: p.token_valid,
+        last_synced_at: p.last_synced_at.map(ts),
+        resync_pending: v.resync_pending,
+    }
+}

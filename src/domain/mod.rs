@@ -2,7 +2,10 @@
 //! these types, call one function here and map the result.
 pub mod accounts;
 pub mod api_keys;
+pub mod credentials;
 pub mod error;
+pub mod health;
+pub mod phones;
 pub mod plans;
 pub mod validate;
 

@@ -54,13 +54,29 @@ pub struct Transcoder {
 impl Transcoder {
     /// `grpc` is the router that serves the gRPC services with their layers
     /// (authentication included); REST calls go through it.
+    /// `served` names the gRPC services mounted on `grpc`: a rule whose
+    /// service is missing would answer every call with a confusing 404.
     pub fn new(
         pool: &DescriptorPool,
+        served: &[&str],
         grpc: axum::Router,
         max_body_bytes: usize,
     ) -> Result<Self, RuleError> {
+        let routes = routes::build(pool)?;
+        if let Some(r) = routes
+            .iter()
+            .find(|r| !served.contains(&r.rpc.parent_service().full_name()))
+        {
+            return Err(RuleError {
+                method: r.rpc.full_name().to_owned(),
+                problem: format!(
+                    "its service {} is not mounted on the server",
+                    r.rpc.parent_service().full_name()
+                ),
+            });
+        }
         Ok(Self {
-            routes: routes::build(pool)?,
+            routes,
             mapping: JsonMapping::new(pool),
             grpc,
             max_body_bytes,

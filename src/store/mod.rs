@@ -2,6 +2,8 @@
 //! PostgreSQL (no libpq), with a deadpool pool and embedded migrations.
 pub mod accounts;
 pub mod api_keys;
+pub mod jobs;
+pub mod phones;
 pub mod schema;
 
 use std::time::Duration;
@@ -70,6 +72,7 @@ impl PageRequest {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<AsyncPgConnection>,
+    url: String,
 }
 
 impl Store {
@@ -85,7 +88,17 @@ impl Store {
             .create_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            url: url.to_owned(),
+        })
+    }
+
+    /// A connection outside the pool, for LISTEN (it is held for good).
+    pub async fn dedicated(&self) -> StoreResult<AsyncPgConnection> {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     pub async fn conn(&self) -> StoreResult<Conn> {

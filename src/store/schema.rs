@@ -49,4 +49,75 @@ diesel::joinable!(users -> organizations (org_id));
 diesel::joinable!(api_keys -> organizations (org_id));
 diesel::joinable!(usage_counters -> organizations (org_id));
 
-diesel::allow_tables_to_appear_in_same_query!(organizations, users, api_keys, usage_counters);
+diesel::table! {
+    wabas (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        meta_waba_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        source -> Text,
+        access_token_enc -> Nullable<Bytea>,
+        token_last4 -> Nullable<Text>,
+        verified_at -> Nullable<Timestamptz>,
+        restrictions -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    phone_numbers (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        waba_id -> Uuid,
+        meta_phone_number_id -> Text,
+        display_phone_number -> Nullable<Text>,
+        verified_name -> Nullable<Text>,
+        is_default -> Bool,
+        metadata -> Jsonb,
+        status -> Nullable<Text>,
+        is_registered -> Bool,
+        quality_rating -> Nullable<Text>,
+        throughput_level -> Nullable<Text>,
+        messaging_limit -> Nullable<Text>,
+        name_status -> Nullable<Text>,
+        code_verification_status -> Nullable<Text>,
+        health_status -> Nullable<Jsonb>,
+        app_subscribed -> Nullable<Bool>,
+        token_valid -> Nullable<Bool>,
+        last_synced_at -> Nullable<Timestamptz>,
+        last_sync_error -> Nullable<Text>,
+        throughput_mps -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Int8,
+        org_id -> Nullable<Uuid>,
+        kind -> Text,
+        payload -> Jsonb,
+        unique_key -> Nullable<Text>,
+        run_at -> Timestamptz,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        lease_token -> Nullable<Uuid>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(wabas -> organizations (org_id));
+diesel::joinable!(phone_numbers -> wabas (waba_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    users,
+    api_keys,
+    usage_counters,
+    wabas,
+    phone_numbers,
+    jobs
+);

@@ -108,21 +108,27 @@ async fn grpc_health_and_reflection_are_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_lets_in_flight_requests_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start().await;
-    let base = s.base.clone();
-    // Registration hashes a password (tens of ms): it is in flight when we stop.
-    let in_flight = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(format!("{base}/auth/register"))
-            .json(&serde_json::json!({"email": "late@example.com", "password": "correct horse battery", "name": "Late"}))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    s.stop().await;
-    assert_eq!(
-        in_flight.await.expect("task").expect("request completed"),
-        201
+    let body = r#"{"email":"late@example.com","password":"correct horse battery","name":"Late"}"#;
+    let mut conn = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://")).await.expect("connect");
+    let head = format!(
+        "POST /auth/register HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
     );
+    // Everything but the body's last byte: the request is in flight.
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.write_all(&body.as_bytes()[..body.len() - 1]).await.expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(s.stop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!stopping.is_finished(), "shutdown waits for the in-flight request");
+    conn.write_all(&body.as_bytes()[body.len() - 1..]).await.expect("write last byte");
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).await.expect("read reply");
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), stopping)
+        .await
+        .expect("shutdown completes")
+        .expect("task");
 }

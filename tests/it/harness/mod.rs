@@ -1,9 +1,10 @@
 //! Test harness: database per test, server per test, clients.
 pub mod clients;
 pub mod pg;
+pub mod tools;
 
 use serde_json::{Value, json};
-use wagate::server::{self, RunningServer, ServerOptions};
+use wagate::server::{self, MetaOptions, RunningServer, ServerOptions};
 
 pub use clients::{GrpcWeb, Rest};
 
@@ -31,7 +32,8 @@ impl TestServer {
             pool_size: 8,
             max_body_bytes: 64 * 1024,
             cors_origins: Vec::new(),
-            sandbox: true,
+            meta: MetaOptions::sandbox_defaults(),
+            master_key: wagate::crypto::SecretBox::generate_key(),
         })
         .await
         .expect("server starts");
