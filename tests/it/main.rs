@@ -6,5 +6,7 @@ mod harness;
 mod accounts;
 mod api_keys;
 mod auth_matrix;
+mod embedded;
 mod operations;
+mod other_languages;
 mod transcoder;
