@@ -90,6 +90,7 @@ diesel::table! {
         throughput_mps -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        pacing_tat -> Timestamptz,
     }
 }
 
@@ -121,3 +122,136 @@ diesel::allow_tables_to_appear_in_same_query!(
     phone_numbers,
     jobs
 );
+
+diesel::table! {
+    contacts (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        phone_id -> Uuid,
+        identifier -> Text,
+        identifier_type -> Text,
+        wa_id -> Nullable<Text>,
+        bsuid -> Nullable<Text>,
+        parent_bsuid -> Nullable<Text>,
+        username -> Nullable<Text>,
+        profile_name -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        phone_id -> Uuid,
+        contact_id -> Uuid,
+        last_message_at -> Nullable<Timestamptz>,
+        last_inbound_at -> Nullable<Timestamptz>,
+        unread_count -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        phone_id -> Uuid,
+        conversation_id -> Nullable<Uuid>,
+        contact_id -> Nullable<Uuid>,
+        direction -> Text,
+        #[sql_name = "type"]
+        kind -> Text,
+        content -> Jsonb,
+        payload -> Jsonb,
+        status -> Text,
+        recipient -> Nullable<Text>,
+        wamid -> Nullable<Text>,
+        batch_id -> Nullable<Uuid>,
+        send_at -> Nullable<Timestamptz>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        lease_until -> Nullable<Timestamptz>,
+        lease_token -> Nullable<Uuid>,
+        unknown_since -> Nullable<Timestamptz>,
+        unknown_reason -> Nullable<Text>,
+        error_code -> Nullable<Int8>,
+        error_title -> Nullable<Text>,
+        error_details -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        pricing -> Nullable<Jsonb>,
+        warnings -> Jsonb,
+        meta_timestamp -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    message_events (id) {
+        id -> Int8,
+        org_id -> Uuid,
+        message_id -> Uuid,
+        status -> Text,
+        at -> Timestamptz,
+        attempt -> Nullable<Int4>,
+        error_code -> Nullable<Int8>,
+        error_title -> Nullable<Text>,
+        error_details -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        pricing -> Nullable<Jsonb>,
+        source -> Text,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (org_id, key) {
+        org_id -> Uuid,
+        key -> Text,
+        rpc -> Text,
+        fingerprint -> Bytea,
+        response -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Int8,
+        received_at -> Timestamptz,
+        body -> Bytea,
+        state -> Text,
+        attempts -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        processed_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        unrouted_phone_ids -> Nullable<Array<Text>>,
+    }
+}
+
+diesel::table! {
+    orphan_statuses (id) {
+        id -> Int8,
+        meta_phone_number_id -> Text,
+        wamid -> Text,
+        status -> Jsonb,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    pair_pacing (phone_id, recipient) {
+        phone_id -> Uuid,
+        recipient -> Text,
+        tat -> Timestamptz,
+    }
+}
+
+diesel::joinable!(contacts -> phone_numbers (phone_id));
+diesel::joinable!(conversations -> contacts (contact_id));
+diesel::joinable!(messages -> contacts (contact_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(message_events -> messages (message_id));

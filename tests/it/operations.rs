@@ -111,19 +111,28 @@ async fn shutdown_lets_in_flight_requests_finish() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start().await;
     let body = r#"{"email":"late@example.com","password":"correct horse battery","name":"Late"}"#;
-    let mut conn = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://")).await.expect("connect");
+    let mut conn = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
     let head = format!(
         "POST /auth/register HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     // Everything but the body's last byte: the request is in flight.
     conn.write_all(head.as_bytes()).await.expect("write");
-    conn.write_all(&body.as_bytes()[..body.len() - 1]).await.expect("write");
+    conn.write_all(&body.as_bytes()[..body.len() - 1])
+        .await
+        .expect("write");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let stopping = tokio::spawn(s.stop());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(!stopping.is_finished(), "shutdown waits for the in-flight request");
-    conn.write_all(&body.as_bytes()[body.len() - 1..]).await.expect("write last byte");
+    assert!(
+        !stopping.is_finished(),
+        "shutdown waits for the in-flight request"
+    );
+    conn.write_all(&body.as_bytes()[body.len() - 1..])
+        .await
+        .expect("write last byte");
     let mut reply = String::new();
     conn.read_to_string(&mut reply).await.expect("read reply");
     assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
