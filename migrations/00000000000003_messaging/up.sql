@@ -114,7 +114,7 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
 
 -- Meta's webhook deliveries, stored raw before the 200.
-CREATE TABLE webhook_events (
+CREATE TABLE inbound_webhooks (
     id            bigserial PRIMARY KEY,
     received_at   timestamptz NOT NULL DEFAULT now(),
     body          bytea NOT NULL,
@@ -127,8 +127,8 @@ CREATE TABLE webhook_events (
     -- Meta phone number ids the payload names that no organization owns.
     unrouted_phone_ids  text[]
 );
-CREATE INDEX webhook_events_pending_idx ON webhook_events (id) WHERE state = 'pending';
-CREATE INDEX webhook_events_state_idx ON webhook_events (state, received_at);
+CREATE INDEX inbound_webhooks_pending_idx ON inbound_webhooks (id) WHERE state = 'pending';
+CREATE INDEX inbound_webhooks_state_idx ON inbound_webhooks (state, received_at);
 
 -- Statuses for a wamid not (yet) known: reconciled when the send commits.
 CREATE TABLE orphan_statuses (

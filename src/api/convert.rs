@@ -225,3 +225,143 @@ pub fn phone_health(v: &crate::domain::phones::HealthView) -> pb::PhoneHealth {
         resync_pending: v.resync_pending,
     }
 }
+
+pub fn message_status(s: &str) -> pb::MessageStatus {
+    match s {
+        "queued" => pb::MessageStatus::Queued,
+        "scheduled" => pb::MessageStatus::Scheduled,
+        "processing" => pb::MessageStatus::Processing,
+        "retrying" => pb::MessageStatus::Retrying,
+        "sent" => pb::MessageStatus::Sent,
+        "delivered" => pb::MessageStatus::Delivered,
+        "read" => pb::MessageStatus::Read,
+        "failed" => pb::MessageStatus::Failed,
+        _ => pb::MessageStatus::Unspecified,
+    }
+}
+
+pub fn message_type(s: &str) -> pb::MessageType {
+    use pb::MessageType as T;
+    match s {
+        "text" => T::Text,
+        "image" => T::Image,
+        "video" => T::Video,
+        "audio" => T::Audio,
+        "document" => T::Document,
+        "sticker" => T::Sticker,
+        "location" => T::Location,
+        "contacts" => T::Contacts,
+        "interactive" => T::Interactive,
+        "template" => T::Template,
+        "reaction" => T::Reaction,
+        "button" => T::Button,
+        "order" => T::Order,
+        "system" => T::System,
+        "edit" => T::Edit,
+        "revoke" => T::Revoke,
+        _ => T::Unsupported,
+    }
+}
+
+fn opt_struct(v: &Option<serde_json::Value>) -> Option<prost_types::Struct> {
+    v.as_ref().filter(|v| v.is_object()).map(json_struct)
+}
+
+/// A message with its contact's identity fields, and its timeline when given.
+pub fn message(
+    m: &crate::store::messages::MessageRow,
+    contact: Option<&crate::store::contacts::ContactRow>,
+    timeline: &[crate::store::messages::MessageEventRow],
+) -> pb::Message {
+    let c = contact.map(|c| c.fields()).unwrap_or_default();
+    let failed = m.status == "failed" || m.error_message.is_some();
+    pb::Message {
+        id: m.id.to_string(),
+        wamid: m.wamid.clone(),
+        direction: if m.direction == "inbound" {
+            pb::Direction::Inbound
+        } else {
+            pb::Direction::Outbound
+        } as i32,
+        r#type: message_type(&m.kind) as i32,
+        content: Some(json_struct(&m.content)),
+        status: message_status(&m.status) as i32,
+        timestamp: Some(ts(crate::domain::message_view::timestamp(m))),
+        error: failed.then(|| pb::MessageError {
+            code: m.error_code,
+            title: m.error_title.clone(),
+            message: m.error_message.clone().unwrap_or_default(),
+            details: m.error_details.clone(),
+        }),
+        error_message: m.error_message.clone(),
+        phone_id: m.phone_id.to_string(),
+        conversation_id: m.conversation_id.map(|id| id.to_string()),
+        batch_id: m.batch_id.map(|id| id.to_string()),
+        to: m.recipient.clone(),
+        contact_id: c.contact_id,
+        contact_identifier: c.identifier,
+        contact_identifier_type: c.identifier_type,
+        contact_reply_to: c.reply_to,
+        contact_phone: c.phone,
+        contact_name: c.name,
+        business_scoped_user_id: c.bsuid,
+        parent_business_scoped_user_id: c.parent_bsuid,
+        username: c.username,
+        send_at: m.send_at.map(ts),
+        attempts: m.attempts,
+        pricing: opt_struct(&m.pricing),
+        warnings: m
+            .warnings
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| w.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        created_at: Some(ts(m.created_at)),
+        updated_at: Some(ts(m.updated_at)),
+        timeline: timeline
+            .iter()
+            .map(|e| pb::TimelineEntry {
+                status: message_status(&e.status) as i32,
+                at: Some(ts(e.at)),
+                attempt: e.attempt,
+                error_code: e.error_code,
+                error_title: e.error_title.clone(),
+                error_details: e.error_details.clone(),
+                error_message: e.error_message.clone(),
+                pricing: opt_struct(&e.pricing),
+                source: e.source.clone(),
+                note: e.note.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A conversation with its contact's identity fields.
+pub fn conversation(
+    conv: &crate::store::contacts::ConversationRow,
+    contact: &crate::store::contacts::ContactRow,
+) -> pb::Conversation {
+    let c = contact.fields();
+    let now = chrono::Utc::now();
+    pb::Conversation {
+        id: conv.id.to_string(),
+        phone_id: conv.phone_id.to_string(),
+        contact_id: contact.id.to_string(),
+        contact_identifier: contact.identifier.clone(),
+        contact_identifier_type: contact.identifier_type.clone(),
+        contact_reply_to: c.reply_to.unwrap_or_default(),
+        contact_phone: c.phone,
+        contact_name: c.name,
+        business_scoped_user_id: c.bsuid,
+        parent_business_scoped_user_id: c.parent_bsuid,
+        username: c.username,
+        last_message_at: conv.last_message_at.map(ts),
+        created_at: Some(ts(conv.created_at)),
+        unread_count: conv.unread_count,
+        window_expires_at: conv.window_expires_at().map(ts),
+        window_open: conv.window_open(now),
+    }
+}

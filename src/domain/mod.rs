@@ -5,6 +5,8 @@ pub mod api_keys;
 pub mod credentials;
 pub mod error;
 pub mod health;
+pub mod identity;
+pub mod message_view;
 pub mod phones;
 pub mod plans;
 pub mod validate;

@@ -2,7 +2,10 @@
 //! PostgreSQL (no libpq), with a deadpool pool and embedded migrations.
 pub mod accounts;
 pub mod api_keys;
+pub mod contacts;
+pub mod events;
 pub mod jobs;
+pub mod messages;
 pub mod phones;
 pub mod schema;
 

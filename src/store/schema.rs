@@ -113,6 +113,7 @@ diesel::table! {
 
 diesel::joinable!(wabas -> organizations (org_id));
 diesel::joinable!(phone_numbers -> wabas (waba_id));
+// One list of every table (diesel needs them in a single invocation).
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     users,
@@ -120,7 +121,20 @@ diesel::allow_tables_to_appear_in_same_query!(
     usage_counters,
     wabas,
     phone_numbers,
-    jobs
+    jobs,
+    contacts,
+    conversations,
+    messages,
+    message_events,
+    idempotency_keys,
+    inbound_webhooks,
+    orphan_statuses,
+    pair_pacing,
+    webhook_endpoints,
+    webhook_old_secrets,
+    webhook_events,
+    webhook_deliveries,
+    webhook_attempts,
 );
 
 diesel::table! {
@@ -219,7 +233,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    webhook_events (id) {
+    inbound_webhooks (id) {
         id -> Int8,
         received_at -> Timestamptz,
         body -> Bytea,
@@ -255,3 +269,87 @@ diesel::joinable!(conversations -> contacts (contact_id));
 diesel::joinable!(messages -> contacts (contact_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(message_events -> messages (message_id));
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        waba_id -> Nullable<Uuid>,
+        kind -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        events -> Array<Text>,
+        is_active -> Bool,
+        secret_enc -> Bytea,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_old_secrets (id) {
+        id -> Int8,
+        endpoint_id -> Uuid,
+        secret_enc -> Bytea,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        waba_id -> Nullable<Uuid>,
+        event -> Text,
+        data -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        endpoint_id -> Uuid,
+        event_id -> Uuid,
+        event -> Text,
+        trigger -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        lease_token -> Nullable<Uuid>,
+        last_status_code -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        endpoint_id -> Uuid,
+        delivery_id -> Uuid,
+        event_id -> Uuid,
+        event -> Text,
+        trigger -> Text,
+        attempt -> Int4,
+        url -> Text,
+        status_code -> Nullable<Int4>,
+        duration_ms -> Int4,
+        response -> Nullable<Text>,
+        error -> Nullable<Text>,
+        outcome -> Text,
+        next_attempt_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(webhook_endpoints -> organizations (org_id));
+diesel::joinable!(webhook_old_secrets -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));

@@ -1,0 +1,229 @@
+//! Contacts (per phone inbox) and conversations (per phone and contact).
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::{contacts, conversations};
+use super::{StoreError, StoreResult};
+use crate::domain::identity::{ContactFields, Identity};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contacts, check_for_backend(diesel::pg::Pg))]
+pub struct ContactRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub phone_id: Uuid,
+    pub identifier: String,
+    pub identifier_type: String,
+    pub wa_id: Option<String>,
+    pub bsuid: Option<String>,
+    pub parent_bsuid: Option<String>,
+    pub username: Option<String>,
+    pub profile_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ContactRow {
+    pub fn identity(&self) -> Identity {
+        Identity {
+            wa_id: self.wa_id.clone(),
+            bsuid: self.bsuid.clone(),
+            parent_bsuid: self.parent_bsuid.clone(),
+            username: self.username.clone(),
+            profile_name: self.profile_name.clone(),
+        }
+    }
+
+    /// The identity fields of the contract, for resources and events.
+    pub fn fields(&self) -> ContactFields {
+        let id = self.identity();
+        ContactFields {
+            contact_id: Some(self.id.to_string()),
+            identifier: Some(self.identifier.clone()),
+            identifier_type: Some(self.identifier_type.clone()),
+            reply_to: id.reply_to(),
+            phone: self.wa_id.clone(),
+            name: self.profile_name.clone(),
+            bsuid: self.bsuid.clone(),
+            parent_bsuid: self.parent_bsuid.clone(),
+            username: self.username.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = conversations, check_for_backend(diesel::pg::Pg))]
+pub struct ConversationRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub phone_id: Uuid,
+    pub contact_id: Uuid,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    pub unread_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ConversationRow {
+    /// End of the 24-hour customer-service window, if it ever opened.
+    pub fn window_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.last_inbound_at
+            .map(|t| t + chrono::Duration::hours(24))
+    }
+
+    pub fn window_open(&self, now: DateTime<Utc>) -> bool {
+        self.window_expires_at().is_some_and(|end| end > now)
+    }
+}
+
+/// Finds the contact this identity belongs to in the phone's inbox (by BSUID,
+/// then by phone) and fills in what it newly learned; or creates it. Runs on
+/// the caller's connection and transaction.
+pub async fn upsert_contact(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    phone_id: Uuid,
+    identity: &Identity,
+) -> StoreResult<ContactRow> {
+    let Some((identifier, identifier_type)) = identity.identifier() else {
+        return Err(StoreError::Query(diesel::result::Error::QueryBuilderError(
+            "a contact needs a phone, a BSUID or a username".into(),
+        )));
+    };
+    type Cond = Box<
+        dyn BoxableExpression<contacts::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>,
+    >;
+    let mut matches: Cond = Box::new(contacts::identifier.eq(identifier.clone()));
+    if let Some(b) = &identity.bsuid {
+        matches = Box::new(matches.or(contacts::bsuid.eq(b.clone()).assume_not_null()));
+    }
+    if let Some(w) = &identity.wa_id {
+        matches = Box::new(matches.or(contacts::wa_id.eq(w.clone()).assume_not_null()));
+    }
+    let q = contacts::table
+        .filter(contacts::phone_id.eq(phone_id))
+        .filter(matches);
+    let existing: Option<ContactRow> = q
+        .order(contacts::created_at.asc())
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    let now = Utc::now();
+    if let Some(c) = existing {
+        let merged = Identity {
+            wa_id: identity.wa_id.clone().or(c.wa_id.clone()),
+            bsuid: identity.bsuid.clone().or(c.bsuid.clone()),
+            parent_bsuid: identity.parent_bsuid.clone().or(c.parent_bsuid.clone()),
+            username: identity.username.clone().or(c.username.clone()),
+            profile_name: identity.profile_name.clone().or(c.profile_name.clone()),
+        };
+        if merged == c.identity() {
+            return Ok(c);
+        }
+        let (new_identifier, new_type) = merged
+            .identifier()
+            .unwrap_or((c.identifier.clone(), "phone"));
+        let updated = diesel::update(contacts::table.find(c.id))
+            .set((
+                contacts::identifier.eq(&new_identifier),
+                contacts::identifier_type.eq(new_type),
+                contacts::wa_id.eq(&merged.wa_id),
+                contacts::bsuid.eq(&merged.bsuid),
+                contacts::parent_bsuid.eq(&merged.parent_bsuid),
+                contacts::username.eq(&merged.username),
+                contacts::profile_name.eq(&merged.profile_name),
+                contacts::updated_at.eq(now),
+            ))
+            .returning(ContactRow::as_returning())
+            .get_result(conn)
+            .await;
+        return match updated {
+            Ok(row) => Ok(row),
+            // Another contact already holds the new identifier: keep ours as it was.
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Ok(c),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let row = ContactRow {
+        id: Uuid::new_v4(),
+        org_id,
+        phone_id,
+        identifier,
+        identifier_type: identifier_type.to_owned(),
+        wa_id: identity.wa_id.clone(),
+        bsuid: identity.bsuid.clone(),
+        parent_bsuid: identity.parent_bsuid.clone(),
+        username: identity.username.clone(),
+        profile_name: identity.profile_name.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    // A concurrent insert of the same identifier wins; we take its row.
+    diesel::insert_into(contacts::table)
+        .values(&row)
+        .on_conflict((contacts::phone_id, contacts::identifier))
+        .do_update()
+        .set(contacts::updated_at.eq(now))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// The conversation of (phone, contact), created on first use, with its
+/// times moved forward by a message at `at` (inbound ones open the window and
+/// count as unread).
+pub async fn touch_conversation(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    phone_id: Uuid,
+    contact_id: Uuid,
+    at: DateTime<Utc>,
+    inbound: bool,
+) -> StoreResult<ConversationRow> {
+    let now = Utc::now();
+    let row = ConversationRow {
+        id: Uuid::new_v4(),
+        org_id,
+        phone_id,
+        contact_id,
+        last_message_at: Some(at),
+        last_inbound_at: inbound.then_some(at),
+        unread_count: i32::from(inbound),
+        created_at: now,
+        updated_at: now,
+    };
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Integer, Nullable, Timestamptz};
+    let unread = if inbound {
+        sql::<Integer>("conversations.unread_count + 1")
+    } else {
+        sql::<Integer>("conversations.unread_count")
+    };
+    diesel::insert_into(conversations::table)
+        .values(&row)
+        .on_conflict((conversations::phone_id, conversations::contact_id))
+        .do_update()
+        .set((
+            conversations::last_message_at.eq(sql::<Nullable<Timestamptz>>(
+                "GREATEST(conversations.last_message_at, excluded.last_message_at)",
+            )),
+            conversations::last_inbound_at.eq(sql::<Nullable<Timestamptz>>(
+                "GREATEST(conversations.last_inbound_at, excluded.last_inbound_at)",
+            )),
+            conversations::unread_count.eq(unread),
+            conversations::updated_at.eq(now),
+        ))
+        .returning(ConversationRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(Into::into)
+}

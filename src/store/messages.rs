@@ -1,0 +1,336 @@
+//! Messages (the dispatcher's outbox too) and their timeline.
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::contacts::ContactRow;
+use super::schema::{contacts, message_events, messages};
+use super::{PageRequest, Store, StoreResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub phone_id: Uuid,
+    pub conversation_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub direction: String,
+    pub kind: String,
+    pub content: serde_json::Value,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub recipient: Option<String>,
+    pub wamid: Option<String>,
+    pub batch_id: Option<Uuid>,
+    pub send_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub attempts: i32,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub lease_token: Option<Uuid>,
+    pub unknown_since: Option<DateTime<Utc>>,
+    pub unknown_reason: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub error_details: Option<String>,
+    pub error_message: Option<String>,
+    pub pricing: Option<serde_json::Value>,
+    pub warnings: serde_json::Value,
+    pub meta_timestamp: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = message_events, check_for_backend(diesel::pg::Pg))]
+pub struct MessageEventRow {
+    pub id: i64,
+    pub org_id: Uuid,
+    pub message_id: Uuid,
+    pub status: String,
+    pub at: DateTime<Utc>,
+    pub attempt: Option<i32>,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub error_details: Option<String>,
+    pub error_message: Option<String>,
+    pub pricing: Option<serde_json::Value>,
+    pub source: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = message_events)]
+pub struct NewMessageEvent {
+    pub org_id: Uuid,
+    pub message_id: Uuid,
+    pub status: String,
+    pub at: DateTime<Utc>,
+    pub attempt: Option<i32>,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub error_details: Option<String>,
+    pub error_message: Option<String>,
+    pub pricing: Option<serde_json::Value>,
+    pub source: String,
+    pub note: Option<String>,
+}
+
+impl NewMessageEvent {
+    pub fn new(msg: &MessageRow, status: &str, source: &str) -> Self {
+        NewMessageEvent {
+            org_id: msg.org_id,
+            message_id: msg.id,
+            status: status.to_owned(),
+            at: Utc::now(),
+            attempt: None,
+            error_code: None,
+            error_title: None,
+            error_details: None,
+            error_message: None,
+            pricing: None,
+            source: source.to_owned(),
+            note: None,
+        }
+    }
+}
+
+/// Meta's error, as recorded on a failed message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetaFailure {
+    pub code: Option<i64>,
+    pub title: Option<String>,
+    pub details: Option<String>,
+    /// The reason in words (`errorMessage`).
+    pub message: String,
+}
+
+/// A status change to apply to an outbound message.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    pub status: &'static str,
+    pub at: DateTime<Utc>,
+    pub wamid: Option<String>,
+    pub failure: Option<MetaFailure>,
+    pub pricing: Option<serde_json::Value>,
+    /// "webhook" or "dispatcher".
+    pub source: &'static str,
+    pub note: Option<String>,
+}
+
+/// Order of the lifecycle for monotonic updates: a status never moves a
+/// message backwards (`read` may come before `delivered`, `sent` after
+/// `delivered`). `failed` applies to messages not yet delivered.
+pub fn rank(status: &str) -> u8 {
+    match status {
+        "queued" | "scheduled" => 0,
+        "processing" | "retrying" => 1,
+        "sent" => 2,
+        "delivered" => 3,
+        "read" => 4,
+        "failed" => 5,
+        _ => 0,
+    }
+}
+
+/// Whether `new` may replace `current`.
+pub fn advances(current: &str, new: &str) -> bool {
+    match new {
+        "failed" => rank(current) < rank("delivered"),
+        _ => current != "failed" && rank(new) > rank(current),
+    }
+}
+
+/// Applies a status to a message (which the caller holds locked or has just
+/// written): records it in the timeline once (webhook statuses are
+/// deduplicated by (message, status)) and moves the message forward when the
+/// lifecycle allows. Returns whether the message's status changed.
+pub async fn apply_status(
+    conn: &mut AsyncPgConnection,
+    msg: &MessageRow,
+    update: &StatusUpdate,
+) -> StoreResult<bool> {
+    let mut event = NewMessageEvent::new(msg, update.status, update.source);
+    event.at = update.at;
+    event.pricing = update.pricing.clone();
+    event.note = update.note.clone();
+    event.attempt = (update.source == "dispatcher").then_some(msg.attempts);
+    if let Some(f) = &update.failure {
+        event.error_code = f.code;
+        event.error_title = f.title.clone();
+        event.error_details = f.details.clone();
+        event.error_message = Some(f.message.clone());
+    }
+    let recorded = diesel::insert_into(message_events::table)
+        .values(&event)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    if recorded == 0 {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    if !advances(&msg.status, update.status) {
+        // Still learn the wamid and pricing carried by a late status.
+        if msg.wamid.is_none() && update.wamid.is_some() || update.pricing.is_some() {
+            diesel::update(messages::table.find(msg.id))
+                .set((
+                    messages::wamid.eq(msg.wamid.clone().or(update.wamid.clone())),
+                    messages::pricing.eq(update.pricing.clone().or(msg.pricing.clone())),
+                    messages::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        return Ok(false);
+    }
+    let failure = update.failure.clone().unwrap_or_default();
+    let failed = update.status == "failed";
+    diesel::update(messages::table.find(msg.id))
+        .set((
+            messages::status.eq(update.status),
+            messages::wamid.eq(msg.wamid.clone().or(update.wamid.clone())),
+            messages::pricing.eq(update.pricing.clone().or(msg.pricing.clone())),
+            messages::error_code.eq(if failed { failure.code } else { msg.error_code }),
+            messages::error_title.eq(if failed {
+                failure.title.clone()
+            } else {
+                msg.error_title.clone()
+            }),
+            messages::error_details.eq(if failed {
+                failure.details.clone()
+            } else {
+                msg.error_details.clone()
+            }),
+            messages::error_message.eq(if failed {
+                Some(failure.message.clone())
+            } else {
+                msg.error_message.clone()
+            }),
+            // A status from Meta settles a dispatch whose outcome was unknown.
+            messages::unknown_since.eq(None::<DateTime<Utc>>),
+            messages::unknown_reason.eq(None::<String>),
+            messages::lease_until.eq(None::<DateTime<Utc>>),
+            messages::lease_token.eq(None::<Uuid>),
+            messages::next_attempt_at.eq(None::<DateTime<Utc>>),
+            messages::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+/// Filters of `GET /messages`.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub status: Option<String>,
+    pub phone_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub batch_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub direction: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// A message of the organization, with its contact.
+    pub async fn get_message(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<(MessageRow, Option<ContactRow>)>> {
+        let mut conn = self.conn().await?;
+        Ok(messages::table
+            .left_join(contacts::table.on(contacts::id.nullable().eq(messages::contact_id)))
+            .filter(messages::org_id.eq(org_id))
+            .filter(messages::id.eq(id))
+            .select((MessageRow::as_select(), Option::<ContactRow>::as_select()))
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    pub async fn message_timeline(&self, message_id: Uuid) -> StoreResult<Vec<MessageEventRow>> {
+        let mut conn = self.conn().await?;
+        Ok(message_events::table
+            .filter(message_events::message_id.eq(message_id))
+            .order(message_events::id.asc())
+            .select(MessageEventRow::as_select())
+            .load(&mut conn)
+            .await?)
+    }
+
+    /// Newest first.
+    pub async fn list_messages(
+        &self,
+        org_id: Uuid,
+        f: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<(Vec<(MessageRow, Option<ContactRow>)>, i64)> {
+        let mut conn = self.conn().await?;
+        let filtered = || {
+            let mut q = messages::table
+                .left_join(contacts::table.on(contacts::id.nullable().eq(messages::contact_id)))
+                .filter(messages::org_id.eq(org_id))
+                .into_boxed();
+            if let Some(s) = &f.status {
+                q = q.filter(messages::status.eq(s.clone()));
+            }
+            if let Some(p) = f.phone_id {
+                q = q.filter(messages::phone_id.eq(p));
+            }
+            if let Some(c) = f.contact_id {
+                q = q.filter(messages::contact_id.eq(c));
+            }
+            if let Some(b) = f.batch_id {
+                q = q.filter(messages::batch_id.eq(b));
+            }
+            if let Some(c) = f.conversation_id {
+                q = q.filter(messages::conversation_id.eq(c));
+            }
+            if let Some(d) = &f.direction {
+                q = q.filter(messages::direction.eq(d.clone()));
+            }
+            if let Some(t) = f.created_after {
+                q = q.filter(messages::created_at.ge(t));
+            }
+            if let Some(t) = f.created_before {
+                q = q.filter(messages::created_at.lt(t));
+            }
+            q
+        };
+        let total = filtered().count().get_result(&mut conn).await?;
+        let rows = filtered()
+            .order((messages::created_at.desc(), messages::id.desc()))
+            .limit(page.limit)
+            .offset(page.offset())
+            .select((MessageRow::as_select(), Option::<ContactRow>::as_select()))
+            .load(&mut conn)
+            .await?;
+        Ok((rows, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advances;
+
+    #[test]
+    fn statuses_never_move_backwards() {
+        assert!(advances("processing", "sent"));
+        assert!(advances("sent", "delivered"));
+        assert!(advances("sent", "read"), "read may skip delivered");
+        assert!(
+            !advances("delivered", "sent"),
+            "sent after delivered is ignored"
+        );
+        assert!(!advances("read", "delivered"));
+        assert!(advances("sent", "failed"));
+        assert!(advances("processing", "failed"));
+        assert!(!advances("delivered", "failed"));
+        assert!(!advances("failed", "sent"));
+        assert!(!advances("read", "read"));
+    }
+}
