@@ -1,0 +1,113 @@
+//! Events to customers: the transactional outbox of outgoing webhooks.
+//!
+//! Code that changes something customers hear about (a message received,
+//! sent or updated, a phone connected) calls [`record_event`] on its own
+//! connection, inside its own transaction: the event and one pending
+//! delivery per subscribed endpoint commit with the change, or not at all.
+//! The delivery worker (`crate::delivery`) builds the envelope
+//! `{"id","event","timestamp","organizationId","data"}` when it sends.
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::StoreResult;
+
+/// A message was received from a contact.
+pub const MESSAGE_RECEIVED: &str = "message.received";
+/// A message was sent to a contact (Meta accepted it).
+pub const MESSAGE_SENT: &str = "message.sent";
+/// A message's status changed (delivered, read, failed).
+pub const MESSAGE_STATUS_UPDATED: &str = "message.status_updated";
+/// A phone number was connected (onboarding).
+pub const PHONE_NUMBER_CONNECTED: &str = "phone_number.connected";
+/// A phone number's health snapshot changed (quality, limits, capabilities).
+pub const PHONE_NUMBER_HEALTH_UPDATED: &str = "phone_number.health_updated";
+/// Meta approved, rejected, paused or disabled a message template.
+pub const TEMPLATE_STATUS_UPDATED: &str = "template.status_updated";
+/// Sent only by the test call to one endpoint; cannot be subscribed to.
+pub const WEBHOOK_TEST: &str = "webhook.test";
+/// Subscribes an endpoint to every event.
+pub const ALL_EVENTS: &str = "*";
+
+/// The events an endpoint can subscribe to, in catalog order.
+pub const SUBSCRIBABLE: [&str; 6] = [
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+    MESSAGE_STATUS_UPDATED,
+    PHONE_NUMBER_CONNECTED,
+    PHONE_NUMBER_HEALTH_UPDATED,
+    TEMPLATE_STATUS_UPDATED,
+];
+
+/// The channel the delivery worker listens on.
+pub const NOTIFY_CHANNEL: &str = "wagate_webhooks";
+
+/// The events the forward URL (`PUT /auth/me/webhook`) receives: delivery statuses.
+pub const FORWARDED: [&str; 2] = [MESSAGE_SENT, MESSAGE_STATUS_UPDATED];
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub org_id: Uuid,
+    /// Internal WABA id, for WABA-scoped endpoints; None when the event
+    /// belongs to no WABA (only unscoped endpoints receive it then).
+    pub waba_id: Option<Uuid>,
+    /// One of the constants above ("message.received", ...).
+    pub event: &'static str,
+    /// The event's `data` object, as customers receive it.
+    pub data: serde_json::Value,
+}
+
+/// Records the event and one pending delivery per active endpoint of the org
+/// that subscribes to it (its events list contains it or "*"; unscoped
+/// endpoints get everything in the org, WABA-scoped ones only that WABA's
+/// events), which includes the organization's forward URL for status events.
+/// Runs on the caller's connection, inside the caller's transaction, so the
+/// event commits with the change that caused it. Returns the event id.
+///
+/// One round trip. When a delivery was queued it also wakes the delivery
+/// workers with a `pg_notify`, which PostgreSQL sends once per transaction
+/// however many events it records (and not at all when nobody listens for
+/// this event, so organizations without webhooks pay no commit-time lock).
+pub async fn record_event(conn: &mut AsyncPgConnection, ev: NewEvent) -> StoreResult<Uuid> {
+    record_event_at(conn, ev, Utc::now()).await
+}
+
+/// [`record_event`] with an explicit event time.
+pub async fn record_event_at(
+    conn: &mut AsyncPgConnection,
+    ev: NewEvent,
+    at: DateTime<Utc>,
+) -> StoreResult<Uuid> {
+    debug_assert!(
+        SUBSCRIBABLE.contains(&ev.event),
+        "unknown event {}",
+        ev.event
+    );
+    let id = Uuid::new_v4();
+    diesel::sql_query(
+        "WITH ev AS (
+            INSERT INTO webhook_events (id, org_id, waba_id, event, data, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6)
+         ),
+         d AS (
+            INSERT INTO webhook_deliveries (id, org_id, endpoint_id, event_id, event, trigger, next_attempt_at)
+            SELECT gen_random_uuid(), e.org_id, e.id, $1, $4, 'event', now()
+            FROM webhook_endpoints e
+            WHERE e.org_id = $2 AND e.is_active
+              AND (e.events @> ARRAY[$4] OR e.events @> ARRAY['*'])
+              AND (e.waba_id IS NULL OR e.waba_id = $3)
+            RETURNING 1
+         )
+         SELECT CASE WHEN count(*) > 0 THEN pg_notify('wagate_webhooks', '') END FROM d",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<SqlUuid, _>(ev.org_id)
+    .bind::<Nullable<SqlUuid>, _>(ev.waba_id)
+    .bind::<Text, _>(ev.event)
+    .bind::<Jsonb, _>(ev.data)
+    .bind::<Timestamptz, _>(at)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
