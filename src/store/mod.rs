@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod contacts;
+pub mod conversations;
 pub mod events;
+pub mod inbound;
 pub mod jobs;
 pub mod messages;
 pub mod phones;

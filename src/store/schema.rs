@@ -115,6 +115,8 @@ diesel::joinable!(wabas -> organizations (org_id));
 diesel::joinable!(phone_numbers -> wabas (waba_id));
 // One list of every table (diesel needs them in a single invocation).
 diesel::allow_tables_to_appear_in_same_query!(
+    templates,
+    waba_updates,
     organizations,
     users,
     api_keys,
@@ -243,6 +245,7 @@ diesel::table! {
         processed_at -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
         unrouted_phone_ids -> Nullable<Array<Text>>,
+        lease_token -> Nullable<Uuid>,
     }
 }
 
@@ -269,6 +272,43 @@ diesel::joinable!(conversations -> contacts (contact_id));
 diesel::joinable!(messages -> contacts (contact_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(message_events -> messages (message_id));
+
+diesel::table! {
+    templates (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        waba_id -> Uuid,
+        meta_template_id -> Nullable<Text>,
+        name -> Text,
+        language -> Text,
+        status -> Nullable<Text>,
+        category -> Nullable<Text>,
+        previous_category -> Nullable<Text>,
+        quality_score -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        status_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    waba_updates (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        waba_id -> Uuid,
+        phone_id -> Nullable<Uuid>,
+        field -> Text,
+        event -> Nullable<Text>,
+        value -> Jsonb,
+        occurred_at -> Timestamptz,
+        received_at -> Timestamptz,
+        dedupe_key -> Text,
+    }
+}
+
+diesel::joinable!(templates -> wabas (waba_id));
+diesel::joinable!(waba_updates -> wabas (waba_id));
 
 diesel::table! {
     webhook_endpoints (id) {
