@@ -9,4 +9,5 @@ mod auth_matrix;
 mod embedded;
 mod operations;
 mod other_languages;
+mod phones;
 mod transcoder;

@@ -1,6 +1,7 @@
 //! Test harness: database per test, server per test, clients.
 pub mod clients;
 pub mod pg;
+pub mod sandbox;
 pub mod tools;
 
 use serde_json::{Value, json};
