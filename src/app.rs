@@ -28,6 +28,8 @@ pub struct AppState {
     pub secrets: SecretBox,
     /// The in-process Cloud API simulator (sandbox mode).
     pub simulator: Option<wagate_simulator::Simulator>,
+    /// Meta's webhook receiver: app secret, verify token, writers.
+    pub inbound: crate::inbound::Inbound,
 }
 
 pub type App = Arc<AppState>;

@@ -47,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Operator commands on Meta's webhook deliveries.
+    Inbound {
+        #[command(subcommand)]
+        command: InboundCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +63,26 @@ pub enum OrgCommand {
         org: String,
         #[arg(long)]
         plan: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboundCommand {
+    /// List deliveries that need an operator: unrouted (a phone number or
+    /// WABA no organization has), unparseable, or failed after every retry.
+    Unrouted {
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Process a stored delivery again (e.g. once its phone is connected).
+    Reprocess {
+        /// The delivery's id (from `wagate inbound unrouted`).
+        id: i64,
         #[command(flatten)]
         db: DbArgs,
     },

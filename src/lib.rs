@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod database;
 pub mod domain;
 pub mod error_code;
+pub mod inbound;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;

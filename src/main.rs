@@ -15,6 +15,7 @@ async fn main() {
         Some(Command::Migrate(db)) => migrate(db).await,
         Some(Command::Simulator(args)) => simulator(args).await,
         Some(Command::Org { command }) => org(command).await,
+        Some(Command::Inbound { command }) => inbound(command).await,
     };
     if let Err(e) = result {
         tracing::error!("{e:#}");
@@ -96,6 +97,48 @@ async fn org(command: OrgCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn inbound(command: wagate::config::InboundCommand) -> anyhow::Result<()> {
+    use wagate::config::InboundCommand;
+    let db = match &command {
+        InboundCommand::Unrouted { db, .. } | InboundCommand::Reprocess { db, .. } => db.clone(),
+    };
+    let database = Database::open(&db).await?;
+    let result = async {
+        wagate::store::Store::migrate(&database.url).await?;
+        let store = wagate::store::Store::connect(&database.url, 1)?;
+        match command {
+            InboundCommand::Unrouted { limit, .. } => {
+                let rows = store.inbound_problems(limit.clamp(1, 10_000)).await?;
+                if rows.is_empty() {
+                    println!("no unrouted, unparseable or failed webhook deliveries");
+                }
+                for r in rows {
+                    println!(
+                        "{}\t{}\t{}\tattempts={}\tbytes={}\tphones={}\t{}",
+                        r.id,
+                        r.received_at.to_rfc3339(),
+                        r.state,
+                        r.attempts,
+                        r.size,
+                        r.unrouted_phone_ids.unwrap_or_default().join(","),
+                        r.last_error.unwrap_or_default()
+                    );
+                }
+            }
+            InboundCommand::Reprocess { id, .. } => {
+                if !store.reprocess_inbound(id).await? {
+                    anyhow::bail!("no webhook delivery {id}");
+                }
+                println!("webhook delivery {id} queued for processing");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
 }
 
 async fn shutdown_signal() {

@@ -145,7 +145,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
         url::Url::parse(&graph_url)?,
         opts.meta.api_version.clone(),
     ))?;
+    let inbound = crate::inbound::Inbound::new(store.clone(), inbound_options(&opts.meta, sandbox));
     let app: App = Arc::new(AppState {
+        inbound,
         store,
         sandbox,
         started: Instant::now(),
@@ -168,6 +170,7 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut workers = spawn_workers(&app, shutdown_rx.clone());
     workers.extend(crate::jobs::spawn(&app, shutdown_rx.clone()));
+    workers.extend(crate::inbound::spawn(&app, shutdown_rx.clone()));
     let router = router(&app, &opts).await?;
     let mut rx = shutdown_rx;
     let task = tokio::spawn(async move {
@@ -185,6 +188,28 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
         task,
         workers,
     })
+}
+
+/// The webhook receiver's secret and verify token: WHATSAPP_APP_SECRET (else
+/// the Meta app secret, which is what Meta signs with) and
+/// WHATSAPP_VERIFY_TOKEN; in sandbox mode the documented sandbox values.
+/// Outside sandbox mode nothing is defaulted: without a secret every
+/// delivery is refused.
+fn inbound_options(meta: &MetaOptions, sandbox: bool) -> crate::inbound::InboundOptions {
+    let app_secret = match (&meta.webhook_secret, sandbox) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some(SANDBOX_APP_SECRET.into()),
+        (None, false) => meta.app_secret.clone(),
+    };
+    let verify_token = match (&meta.verify_token, sandbox) {
+        (Some(t), _) => Some(t.clone()),
+        (None, true) => Some(SANDBOX_VERIFY_TOKEN.into()),
+        (None, false) => None,
+    };
+    crate::inbound::InboundOptions {
+        app_secret: app_secret.filter(|s| !s.is_empty()),
+        verify_token: verify_token.filter(|t| !t.is_empty()),
+    }
 }
 
 fn spawn_workers(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -237,6 +262,8 @@ pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
         .route("/openapi.json", get(ops::openapi))
         .with_state(ops_state);
     let grpc_web = grpc.layer(tonic_web::GrpcWebLayer::new());
+    // Meta's webhook: hand-written, it needs the raw body for the signature.
+    let ops = ops.merge(crate::inbound::routes(app));
     let ops = match &app.simulator {
         Some(sim) => ops.nest("/sandbox", sim.router()),
         None => ops,

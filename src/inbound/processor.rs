@@ -1,0 +1,226 @@
+//! Processes stored deliveries: claims pending rows with `FOR UPDATE SKIP
+//! LOCKED` under a lease (so any number of instances share the work), applies
+//! a batch in one transaction together with marking it processed, and falls
+//! back to one delivery at a time when a batch fails, so one bad delivery
+//! never holds back the rest. A delivery that keeps failing is retried with
+//! backoff and marked `failed` after [`MAX_ATTEMPTS`]; one that cannot be
+//! parsed is marked `unparseable` at once; one naming phones or WABAs no
+//! organization has is marked `unrouted` with their ids. Those three wait for
+//! an operator (`wagate inbound unrouted`, `wagate inbound reprocess <id>`).
+//!
+//! Wake-ups: the local writers wake the processor directly; other instances
+//! hear a debounced `NOTIFY wagate_inbound`; a slow poll covers the rest.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::StreamExt;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+use wagate_meta::WebhookPayload;
+
+use crate::app::{App, AppState};
+use crate::domain::inbound as domain;
+use crate::store::inbound::{self as store, ClaimedDelivery, Finish, state};
+use crate::store::{StoreError, StoreResult};
+
+/// Deliveries claimed at once.
+pub const BATCH: i64 = 256;
+/// Longer than any batch takes; a crashed worker's claim expires after it.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// Claims (processing runs) before a delivery is marked failed.
+pub const MAX_ATTEMPTS: i32 = 10;
+const POLL: Duration = Duration::from_secs(1);
+/// After a wake-up, lets a few more deliveries arrive to share the batch.
+const DEBOUNCE: Duration = Duration::from_millis(2);
+/// How often old deliveries and early statuses are cleaned up.
+const HOUSEKEEPING: Duration = Duration::from_secs(600);
+
+pub fn spawn(
+    app: App,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let listen = tokio::spawn(listen(app.clone(), wake.clone(), shutdown.clone()));
+    let store = app.store.clone();
+    let housekeeping = app.workers.spawn(
+        "inbound-housekeeping",
+        HOUSEKEEPING,
+        shutdown.clone(),
+        move || {
+            let store = store.clone();
+            async move {
+                store
+                    .inbound_housekeeping(
+                        chrono::Duration::days(30),
+                        chrono::Duration::days(90),
+                        chrono::Duration::days(7),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            }
+        },
+    );
+    let run = tokio::spawn(run(app, wake, shutdown));
+    vec![listen, housekeeping, run]
+}
+
+async fn run(app: App, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        app.workers.beat("inbound", POLL * 5);
+        match process_once(&app, BATCH).await {
+            // More may be waiting: claim again at once.
+            Ok(n) if n > 0 && !*shutdown.borrow() => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "inbound processing"),
+        }
+        tokio::select! {
+            _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+}
+
+/// One parsed delivery of a claim.
+struct Item {
+    id: i64,
+    attempts: i32,
+    parsed: Result<WebhookPayload, String>,
+}
+
+/// Claims and processes up to `limit` deliveries; returns how many.
+pub async fn process_once(app: &AppState, limit: i64) -> StoreResult<usize> {
+    let token = Uuid::new_v4();
+    let claimed = app.store.claim_inbound(limit, LEASE, token).await?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let items: Vec<Item> = claimed
+        .into_iter()
+        .map(|ClaimedDelivery { id, body, attempts }| Item {
+            id,
+            attempts,
+            parsed: domain::parse(&body),
+        })
+        .collect();
+    let n = items.len();
+    let mut conn = app.store.conn().await?;
+    let all: Vec<&Item> = items.iter().collect();
+    let batch = conn
+        .transaction::<_, StoreError, _>(async |c| apply(c, token, &all).await)
+        .await;
+    if let Err(e) = batch {
+        if n > 1 {
+            tracing::debug!(error = %e, deliveries = n, "batch failed; one delivery at a time");
+        }
+        for item in &items {
+            let one = conn
+                .transaction::<_, StoreError, _>(async |c| apply(c, token, &[item]).await)
+                .await;
+            if let Err(e) = one {
+                let retry_at = (item.attempts < MAX_ATTEMPTS)
+                    .then(|| Utc::now() + crate::jobs::backoff(item.attempts));
+                tracing::warn!(
+                    inbound_id = item.id,
+                    attempt = item.attempts,
+                    retry = retry_at.is_some(),
+                    error = %e,
+                    "processing a webhook delivery failed"
+                );
+                store::retry_later(&mut conn, token, item.id, &e.to_string(), retry_at).await?;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Applies deliveries and records their outcome, on one transaction.
+async fn apply(conn: &mut AsyncPgConnection, token: Uuid, items: &[&Item]) -> StoreResult<()> {
+    let payloads: Vec<&WebhookPayload> = items
+        .iter()
+        .filter_map(|i| i.parsed.as_ref().ok())
+        .collect();
+    let mut routed = domain::apply(conn, &payloads).await?.into_iter();
+    let finishes: Vec<Finish> = items
+        .iter()
+        .map(|i| match &i.parsed {
+            Err(why) => Finish {
+                id: i.id,
+                state: state::UNPARSEABLE,
+                error: Some(why.clone()),
+                unrouted: Vec::new(),
+            },
+            Ok(_) => {
+                let r = routed.next().unwrap_or_default();
+                if r.unrouted.is_empty() {
+                    Finish {
+                        id: i.id,
+                        state: state::PROCESSED,
+                        error: None,
+                        unrouted: Vec::new(),
+                    }
+                } else {
+                    Finish {
+                        id: i.id,
+                        state: state::UNROUTED,
+                        error: Some(format!("no organization has {}", r.unrouted.join(", "))),
+                        unrouted: r.unrouted,
+                    }
+                }
+            }
+        })
+        .collect();
+    let mine = store::finish(conn, token, &finishes).await?;
+    if mine < finishes.len() {
+        // The lease ran out and another worker claimed some of them: the
+        // effects are idempotent, so committing is still safe.
+        tracing::warn!(
+            expected = finishes.len(),
+            recorded = mine,
+            "inbound lease expired during processing"
+        );
+    }
+    Ok(())
+}
+
+/// LISTEN on the inbound channel over a dedicated connection; reconnects
+/// with backoff (the poll covers the gaps).
+async fn listen(app: App, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let session = async {
+            let mut conn = app.store.dedicated().await?;
+            diesel::sql_query(format!("LISTEN {}", store::NOTIFY_CHANNEL))
+                .execute(&mut conn)
+                .await
+                .map_err(StoreError::from)?;
+            let mut notes = std::pin::pin!(conn.notifications_stream());
+            while let Some(note) = notes.next().await {
+                if note.is_err() {
+                    break;
+                }
+                wake.notify_one();
+            }
+            Ok::<(), StoreError>(())
+        };
+        tokio::select! {
+            r = session => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "inbound LISTEN connection lost; reconnecting");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
