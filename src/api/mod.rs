@@ -3,6 +3,7 @@
 //! function and maps the result; errors become `Status` in `status.rs`.
 pub mod accounts;
 pub mod api_keys;
+pub mod conversations;
 pub mod convert;
 pub mod phones;
 pub mod status;
@@ -18,6 +19,7 @@ pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, V
         account_service_server::AccountServiceServer, api_key_service_server::ApiKeyServiceServer,
         phone_service_server::PhoneServiceServer, waba_service_server::WabaServiceServer,
     };
+    use pb::conversation_service_server::ConversationServiceServer;
     use tonic::server::NamedService;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -33,6 +35,9 @@ pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, V
     health_reporter
         .set_serving::<WabaServiceServer<phones::WabaApi>>()
         .await;
+    health_reporter
+        .set_serving::<ConversationServiceServer<conversations::ConversationApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
         .build_v1()?;
@@ -41,6 +46,7 @@ pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, V
         <ApiKeyServiceServer<api_keys::ApiKeyApi> as NamedService>::NAME,
         <PhoneServiceServer<phones::PhoneApi> as NamedService>::NAME,
         <WabaServiceServer<phones::WabaApi> as NamedService>::NAME,
+        <ConversationServiceServer<conversations::ConversationApi> as NamedService>::NAME,
     ];
     let mut builder = tonic::service::Routes::builder();
     builder
@@ -52,6 +58,9 @@ pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, V
         )))
         .add_service(PhoneServiceServer::new(phones::PhoneApi::new(app.clone())))
         .add_service(WabaServiceServer::new(phones::WabaApi::new(app.clone())))
+        .add_service(ConversationServiceServer::new(
+            conversations::ConversationApi::new(app.clone()),
+        ))
         .add_service(health)
         .add_service(reflection);
     Ok((builder.routes(), served))

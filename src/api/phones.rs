@@ -99,4 +99,33 @@ impl pb::waba_service_server::WabaService for WabaApi {
             data: Some(convert::waba(&w, n)),
         }))
     }
+
+    async fn list_waba_updates(
+        &self,
+        req: Request<pb::ListWabaUpdatesRequest>,
+    ) -> Result<Response<pb::ListWabaUpdatesResponse>, Status> {
+        let org = principal(&req)?.org_id();
+        let r = req.into_inner();
+        let id = validate::uuid("wabaId", &r.waba_id)?;
+        let page = validate::page(r.page, r.limit)?;
+        let field = r.field.as_deref().map(str::trim).filter(|f| !f.is_empty());
+        let (rows, total) =
+            crate::domain::inbound::waba_updates(&self.app.store, org, id, field, page).await?;
+        Ok(Response::new(pb::ListWabaUpdatesResponse {
+            data: rows
+                .iter()
+                .map(|u| pb::WabaUpdate {
+                    id: u.id.to_string(),
+                    waba_id: u.waba_id.to_string(),
+                    phone_id: u.phone_id.map(|p| p.to_string()),
+                    field: u.field.clone(),
+                    event: u.event.clone(),
+                    value: Some(convert::json_struct(&u.value)),
+                    occurred_at: Some(convert::ts(u.occurred_at)),
+                    received_at: Some(convert::ts(u.received_at)),
+                })
+                .collect(),
+            meta: Some(convert::list_meta(page, total)),
+        }))
+    }
 }
