@@ -30,6 +30,12 @@ pub struct AppState {
     pub simulator: Option<wagate_simulator::Simulator>,
     /// Meta's webhook receiver: app secret, verify token, writers.
     pub inbound: crate::inbound::Inbound,
+    /// Outgoing webhook deliveries: settings and the SSRF-guarded client.
+    pub webhooks: crate::delivery::Deliverer,
+    /// Coalesces accepted sends into shared transactions.
+    pub outbound: crate::store::outbound::OutboundWriter,
+    /// Wakes this instance's dispatcher (others hear a NOTIFY).
+    pub dispatch_wake: Arc<tokio::sync::Notify>,
 }
 
 pub type App = Arc<AppState>;

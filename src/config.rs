@@ -138,6 +138,69 @@ pub struct ServeArgs {
     /// Key that encrypts stored Meta access tokens (base64 of 32 bytes).
     #[arg(long, env = "WAGATE_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Outgoing webhooks.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Allow webhook URLs on private and loopback addresses (local development
+    /// and tests only). Link-local, cloud metadata and reserved addresses stay refused.
+    #[arg(long, env = "WAGATE_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
+    /// Delays between attempts after each failure (ms, s, m, h, d); attempts
+    /// = delays + 1. The default is the documented schedule; lengthen it to
+    /// retry over days, e.g. 1m,5m,15m,1h,6h,12h,1d,1d.
+    #[arg(
+        long,
+        env = "WAGATE_WEBHOOKS_RETRY_SCHEDULE",
+        default_value = "1m,5m,15m,1h"
+    )]
+    pub webhooks_retry_schedule: String,
+    /// Longest delay a receiver's Retry-After may ask for.
+    #[arg(long, env = "WAGATE_WEBHOOKS_RETRY_AFTER_MAX", default_value = "1h")]
+    pub webhooks_retry_after_max: String,
+    /// Time allowed for one attempt (connect to the end of the response).
+    #[arg(long, env = "WAGATE_WEBHOOKS_TIMEOUT", default_value = "15s")]
+    pub webhooks_timeout: String,
+    /// Attempts in flight per instance.
+    #[arg(long, env = "WAGATE_WEBHOOKS_CONCURRENCY", default_value_t = 256)]
+    pub webhooks_concurrency: usize,
+    /// Attempts in flight per endpoint, across all instances, so one slow
+    /// receiver cannot hold up the others.
+    #[arg(
+        long,
+        env = "WAGATE_WEBHOOKS_ENDPOINT_CONCURRENCY",
+        default_value_t = 16
+    )]
+    pub webhooks_endpoint_concurrency: usize,
+}
+
+impl WebhookArgs {
+    pub fn options(&self) -> anyhow::Result<crate::delivery::WebhookOptions> {
+        use crate::domain::webhooks::schedule::{RetrySchedule, parse_duration, parse_schedule};
+        let bad = |flag: &str, e: String| anyhow::anyhow!("{flag}: {e}");
+        let timeout = parse_duration(&self.webhooks_timeout)
+            .map_err(|e| bad("WAGATE_WEBHOOKS_TIMEOUT", e))?;
+        if timeout.is_zero() {
+            anyhow::bail!("WAGATE_WEBHOOKS_TIMEOUT must be more than zero");
+        }
+        Ok(crate::delivery::WebhookOptions {
+            allow_private: self.webhooks_allow_private,
+            schedule: RetrySchedule {
+                delays: parse_schedule(&self.webhooks_retry_schedule)
+                    .map_err(|e| bad("WAGATE_WEBHOOKS_RETRY_SCHEDULE", e))?,
+                retry_after_max: parse_duration(&self.webhooks_retry_after_max)
+                    .map_err(|e| bad("WAGATE_WEBHOOKS_RETRY_AFTER_MAX", e))?,
+                ..RetrySchedule::default()
+            },
+            timeout,
+            concurrency: self.webhooks_concurrency.max(1),
+            endpoint_concurrency: self.webhooks_endpoint_concurrency.max(1),
+            ..crate::delivery::WebhookOptions::default()
+        })
+    }
 }
 
 impl ServeArgs {

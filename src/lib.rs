@@ -6,6 +6,8 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod database;
+pub mod delivery;
+pub mod dispatch;
 pub mod domain;
 pub mod error_code;
 pub mod inbound;

@@ -43,6 +43,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         verify_token: args.whatsapp_verify_token.clone(),
     };
     let master_key = master_key(&args, meta.sandbox())?;
+    let webhooks = args.webhooks.options()?;
+    if webhooks.allow_private {
+        tracing::warn!(
+            "WAGATE_WEBHOOKS_ALLOW_PRIVATE is set: outgoing webhooks may reach private and loopback addresses"
+        );
+    }
     let db = Database::open(&args.db).await?;
     if meta.sandbox() {
         tracing::info!(
@@ -57,6 +63,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins.clone(),
         meta,
         master_key,
+        dispatch: Default::default(),
+        webhooks,
     })
     .await;
     let result = match running {

@@ -41,6 +41,10 @@ pub struct ServerOptions {
     pub meta: MetaOptions,
     /// Base64 of the 32-byte key that encrypts stored secrets.
     pub master_key: String,
+    /// The outbound dispatcher's settings.
+    pub dispatch: crate::dispatch::DispatchOptions,
+    /// Outgoing webhooks: SSRF override, retry schedule, timeout, concurrency.
+    pub webhooks: crate::delivery::WebhookOptions,
 }
 
 /// How to reach Meta. With neither an app id nor a Graph URL, wagate runs in
@@ -145,10 +149,12 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
         url::Url::parse(&graph_url)?,
         opts.meta.api_version.clone(),
     ))?;
+    let secrets = SecretBox::from_base64(&opts.master_key)?;
+    let webhooks = crate::delivery::Deliverer::new(opts.webhooks.clone(), secrets.clone())?;
     let inbound = crate::inbound::Inbound::new(store.clone(), inbound_options(&opts.meta, sandbox));
     let app: App = Arc::new(AppState {
         inbound,
-        store,
+        store: store.clone(),
         sandbox,
         started: Instant::now(),
         workers: Workers::default(),
@@ -164,12 +170,21 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
                 .map(|s| s.config().app_secret)
                 .or_else(|| opts.meta.app_secret.clone()),
         },
-        secrets: SecretBox::from_base64(&opts.master_key)?,
+        secrets,
         simulator,
+        webhooks,
+        outbound: crate::store::outbound::OutboundWriter::spawn(store.clone()),
+        dispatch_wake: Arc::new(tokio::sync::Notify::new()),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut workers = spawn_workers(&app, shutdown_rx.clone());
     workers.extend(crate::jobs::spawn(&app, shutdown_rx.clone()));
+    workers.extend(crate::dispatch::spawn(
+        &app,
+        opts.dispatch.clone(),
+        shutdown_rx.clone(),
+    ));
+    workers.extend(crate::delivery::spawn(&app, shutdown_rx.clone()));
     workers.extend(crate::inbound::spawn(&app, shutdown_rx.clone()));
     let router = router(&app, &opts).await?;
     let mut rx = shutdown_rx;

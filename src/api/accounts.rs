@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::auth::principal;
 use crate::domain::accounts::{self, RegisterInput};
 use crate::domain::credentials::{self, CredentialsInputRaw};
+use crate::domain::webhooks;
 use crate::pb;
 
 pub struct AccountApi {
@@ -68,7 +69,7 @@ impl pb::account_service_server::AccountService for AccountApi {
                     credentials_verified: creds.verified_at.is_some(),
                     phone_number_id: creds.phone_number_id,
                     waba_id: creds.waba_id,
-                    webhook_url: None,
+                    webhook_url: webhooks::forward_url(&self.app, p.org_id()).await?,
                 }),
             }),
         }))
@@ -126,5 +127,26 @@ impl pb::account_service_server::AccountService for AccountApi {
         Ok(Response::new(pb::VerifyCredentialsResponse {
             data: Some(convert::diagnostics(&d)),
         }))
+    }
+
+    async fn set_webhook(
+        &self,
+        req: Request<pb::SetWebhookRequest>,
+    ) -> Result<Response<pb::SetWebhookResponse>, Status> {
+        let org = principal(&req)?.org_id();
+        let r = req.into_inner();
+        let v = webhooks::set_forward(&self.app, org, &r.url, r.secret).await?;
+        Ok(Response::new(pb::SetWebhookResponse {
+            data: Some(super::webhooks::webhook(&v)),
+        }))
+    }
+
+    async fn delete_webhook(
+        &self,
+        req: Request<pb::DeleteWebhookRequest>,
+    ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
+        let org = principal(&req)?.org_id();
+        webhooks::delete_forward(&self.app, org).await?;
+        Ok(Response::new(pb::DeleteWebhookResponse {}))
     }
 }

@@ -365,3 +365,41 @@ pub fn conversation(
         window_open: conv.window_open(now),
     }
 }
+
+/// google.protobuf.Value -> serde_json.
+pub fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => {
+            // Integral numbers stay integers (ids, indexes in Meta payloads).
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                serde_json::Value::from(*n as i64)
+            } else {
+                serde_json::Number::from_f64(*n)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(l)) => list_to_json(l),
+        Some(Kind::StructValue(s)) => struct_to_json(s),
+    }
+}
+
+pub fn list_to_json(l: &prost_types::ListValue) -> serde_json::Value {
+    serde_json::Value::Array(l.values.iter().map(value_to_json).collect())
+}
+
+pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+pub fn timestamp_to_chrono(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+}

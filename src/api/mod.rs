@@ -5,8 +5,10 @@ pub mod accounts;
 pub mod api_keys;
 pub mod conversations;
 pub mod convert;
+pub mod messages;
 pub mod phones;
 pub mod status;
+pub mod webhooks;
 
 use crate::app::App;
 use crate::pb;
@@ -15,53 +17,84 @@ use crate::pb;
 /// services; also returns the names of the wagate services mounted, so the
 /// REST transcoder can refuse rules whose service is missing.
 pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, Vec<&'static str>)> {
-    use pb::{
-        account_service_server::AccountServiceServer, api_key_service_server::ApiKeyServiceServer,
-        phone_service_server::PhoneServiceServer, waba_service_server::WabaServiceServer,
-    };
+    use pb::account_service_server::AccountServiceServer;
+    use pb::api_key_service_server::ApiKeyServiceServer;
     use pb::conversation_service_server::ConversationServiceServer;
-    use tonic::server::NamedService;
+    use pb::message_service_server::MessageServiceServer;
+    use pb::outgoing_webhook_service_server::OutgoingWebhookServiceServer;
+    use pb::phone_service_server::PhoneServiceServer;
+    use pb::waba_service_server::WabaServiceServer;
 
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<AccountServiceServer<accounts::AccountApi>>()
+    let mut m = Mount::new();
+    m.add(AccountServiceServer::new(accounts::AccountApi::new(
+        app.clone(),
+    )))
+    .await;
+    m.add(ApiKeyServiceServer::new(api_keys::ApiKeyApi::new(
+        app.clone(),
+    )))
+    .await;
+    m.add(PhoneServiceServer::new(phones::PhoneApi::new(app.clone())))
         .await;
-    health_reporter
-        .set_serving::<ApiKeyServiceServer<api_keys::ApiKeyApi>>()
+    m.add(WabaServiceServer::new(phones::WabaApi::new(app.clone())))
         .await;
-    health_reporter
-        .set_serving::<PhoneServiceServer<phones::PhoneApi>>()
-        .await;
-    health_reporter
-        .set_serving::<WabaServiceServer<phones::WabaApi>>()
-        .await;
-    health_reporter
-        .set_serving::<ConversationServiceServer<conversations::ConversationApi>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
-        .build_v1()?;
-    let served = vec![
-        <AccountServiceServer<accounts::AccountApi> as NamedService>::NAME,
-        <ApiKeyServiceServer<api_keys::ApiKeyApi> as NamedService>::NAME,
-        <PhoneServiceServer<phones::PhoneApi> as NamedService>::NAME,
-        <WabaServiceServer<phones::WabaApi> as NamedService>::NAME,
-        <ConversationServiceServer<conversations::ConversationApi> as NamedService>::NAME,
-    ];
-    let mut builder = tonic::service::Routes::builder();
-    builder
-        .add_service(AccountServiceServer::new(accounts::AccountApi::new(
-            app.clone(),
-        )))
-        .add_service(ApiKeyServiceServer::new(api_keys::ApiKeyApi::new(
-            app.clone(),
-        )))
-        .add_service(PhoneServiceServer::new(phones::PhoneApi::new(app.clone())))
-        .add_service(WabaServiceServer::new(phones::WabaApi::new(app.clone())))
-        .add_service(ConversationServiceServer::new(
-            conversations::ConversationApi::new(app.clone()),
-        ))
-        .add_service(health)
-        .add_service(reflection);
-    Ok((builder.routes(), served))
+    m.add(ConversationServiceServer::new(
+        conversations::ConversationApi::new(app.clone()),
+    ))
+    .await;
+    m.add(MessageServiceServer::new(messages::MessageApi::new(
+        app.clone(),
+    )))
+    .await;
+    m.add(OutgoingWebhookServiceServer::new(
+        webhooks::OutgoingWebhookApi::new(app.clone()),
+    ))
+    .await;
+    m.finish()
+}
+
+/// Mounts services and keeps the health service and the served list in step.
+struct Mount {
+    builder: tonic::service::RoutesBuilder,
+    reporter: tonic_health::server::HealthReporter,
+    served: Vec<&'static str>,
+}
+
+impl Mount {
+    fn new() -> Self {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        let mut builder = tonic::service::Routes::builder();
+        builder.add_service(health);
+        Self {
+            builder,
+            reporter,
+            served: Vec::new(),
+        }
+    }
+
+    async fn add<S>(&mut self, svc: S)
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.reporter
+            .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
+            .await;
+        self.served.push(S::NAME);
+        self.builder.add_service(svc);
+    }
+
+    fn finish(mut self) -> anyhow::Result<(tonic::service::Routes, Vec<&'static str>)> {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
+            .build_v1()?;
+        self.builder.add_service(reflection);
+        Ok((self.builder.routes(), self.served))
+    }
 }

@@ -223,18 +223,34 @@ pub async fn verify(app: &AppState, org_id: Uuid) -> DomainResult<Diagnostics> {
                     if valid { "Meta accepts the access token" } else { "Meta says the access token is not valid" },
                     (!valid).then_some("Generate a new system-user token in Meta Business Settings and save it with PUT /auth/me/credentials"),
                 );
-                let missing: Vec<&str> = SCOPES
-                    .iter()
-                    .copied()
-                    .filter(|s| !info.data.scopes.iter().any(|have| have == s))
-                    .collect();
-                d.push(
-                    "token_scopes",
-                    "Token has the WhatsApp permissions",
-                    if missing.is_empty() { CheckStatus::Ok } else { CheckStatus::Failed },
-                    if missing.is_empty() { "whatsapp_business_messaging and whatsapp_business_management granted".to_owned() } else { format!("missing permissions: {}", missing.join(", ")) },
-                    (!missing.is_empty()).then_some("Re-create the token with the whatsapp_business_messaging and whatsapp_business_management permissions"),
-                );
+                if valid {
+                    let missing: Vec<&str> = SCOPES
+                        .iter()
+                        .copied()
+                        .filter(|s| !info.data.scopes.iter().any(|have| have == s))
+                        .collect();
+                    d.push(
+                        "token_scopes",
+                        "Token has the WhatsApp permissions",
+                        if missing.is_empty() { CheckStatus::Ok } else { CheckStatus::Failed },
+                        if missing.is_empty() {
+                            "whatsapp_business_messaging and whatsapp_business_management granted".to_owned()
+                        } else {
+                            format!("missing permissions: {}", missing.join(", "))
+                        },
+                        (!missing.is_empty()).then_some(
+                            "Re-create the token with the whatsapp_business_messaging and whatsapp_business_management permissions",
+                        ),
+                    );
+                } else {
+                    d.push(
+                        "token_scopes",
+                        "Token has the WhatsApp permissions",
+                        CheckStatus::Skipped,
+                        "not checked: the token is not valid",
+                        None,
+                    );
+                }
             }
             Err(e) => d.push(
                 "token_valid",
@@ -324,14 +340,42 @@ pub async fn verify(app: &AppState, org_id: Uuid) -> DomainResult<Diagnostics> {
                 ),
             };
             update.last_sync_error = Some(Some(meta_message(&e)));
-            d.checks.push(Check {
+            let failed = Check {
                 id,
                 name,
                 status: CheckStatus::Failed,
                 message: meta_message(&e),
                 hint: Some(hint.to_owned()),
                 meta_error_code: code,
-            });
+            };
+            // debug_token may have passed the token; Meta's refusal now overrides it.
+            match d.checks.iter_mut().find(|c| c.id == id) {
+                Some(existing) => *existing = failed,
+                None => d.checks.push(failed),
+            }
+            if id == "token_valid" {
+                // The scopes debug_token reported no longer mean anything.
+                d.checks.retain(|c| c.id != "token_scopes");
+            }
+            // Every check is reported, so a guided setup can show each one.
+            let why = if id == "token_valid" {
+                "not checked: Meta refused the token"
+            } else {
+                "not checked: the phone could not be read"
+            };
+            for (cid, cname) in [
+                ("token_valid", "Access token is valid"),
+                ("token_scopes", "Token has the WhatsApp permissions"),
+                ("phone_reachable", "Phone number id is reachable"),
+                (
+                    "phone_registered",
+                    "Phone number is registered with the Cloud API",
+                ),
+            ] {
+                if !d.checks.iter().any(|c| c.id == cid) {
+                    d.push(cid, cname, CheckStatus::Skipped, why, None);
+                }
+            }
         }
     }
 

@@ -9,8 +9,10 @@ pub mod health;
 pub mod identity;
 pub mod inbound;
 pub mod message_view;
+pub mod messaging;
 pub mod phones;
 pub mod plans;
 pub mod validate;
+pub mod webhooks;
 
 pub use error::{DomainError, DomainResult};

@@ -2,7 +2,7 @@
 //! lease, woken by LISTEN/NOTIFY (with a slow poll as the fallback), retried
 //! with exponential backoff and jitter, parked as `dead:<kind>` when they run
 //! out of attempts.
-mod listener;
+pub mod listener;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,12 +4,16 @@ pub mod accounts;
 pub mod api_keys;
 pub mod contacts;
 pub mod conversations;
+pub mod dispatch;
 pub mod events;
+pub mod idempotency;
 pub mod inbound;
 pub mod jobs;
 pub mod messages;
+pub mod outbound;
 pub mod phones;
 pub mod schema;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -159,6 +159,8 @@ impl Store {
                             phone_numbers::waba_id.eq(waba.id),
                             phone_numbers::is_default.eq(true),
                             phone_numbers::token_valid.eq(None::<bool>),
+                            // Learned with the previous credentials; unknown again.
+                            phone_numbers::app_subscribed.eq(None::<bool>),
                             phone_numbers::updated_at.eq(now),
                         ))
                         .returning(PhoneRow::as_returning())

@@ -11,5 +11,6 @@ mod embedded;
 mod inbound;
 mod operations;
 mod other_languages;
+mod outgoing_webhooks;
 mod phones;
 mod transcoder;

@@ -26,18 +26,29 @@ impl TestServer {
 
     /// A second server on an existing database (several instances).
     pub async fn start_on(database_url: String) -> TestServer {
-        wagate::install_crypto_provider();
-        let running = server::start(ServerOptions {
+        Self::start_with(Self::options(database_url)).await
+    }
+
+    /// What a test server starts with: sandbox mode, a fresh master key.
+    pub fn options(database_url: String) -> ServerOptions {
+        ServerOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: database_url.clone(),
+            database_url,
             pool_size: 8,
             max_body_bytes: 64 * 1024,
             cors_origins: Vec::new(),
             meta: MetaOptions::sandbox_defaults(),
             master_key: wagate::crypto::SecretBox::generate_key(),
-        })
-        .await
-        .expect("server starts");
+            dispatch: wagate::dispatch::DispatchOptions::default(),
+            webhooks: wagate::delivery::WebhookOptions::default(),
+        }
+    }
+
+    /// A server with adjusted options.
+    pub async fn start_with(opts: ServerOptions) -> TestServer {
+        wagate::install_crypto_provider();
+        let database_url = opts.database_url.clone();
+        let running = server::start(opts).await.expect("server starts");
         let addr = running.addr;
         TestServer {
             running: Some(running),

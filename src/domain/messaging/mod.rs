@@ -1,0 +1,4 @@
+//! Outbound messaging: validation into the exact Graph request, accepting
+//! sends (durably, idempotently), and the lifecycle actions on them.
+pub mod build;
+pub mod send;
