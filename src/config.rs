@@ -108,6 +108,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub dispatch: DispatchArgs,
     /// Public base URL (for hosted pages and links); defaults to http://<listen>.
     #[arg(long, env = "WAGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -230,4 +232,50 @@ pub struct SimulatorArgs {
     /// Where the simulator posts its webhooks (wagate's /webhooks/whatsapp).
     #[arg(long, env = "WAGATE_SIMULATOR_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
+}
+
+/// The outbound dispatcher.
+#[derive(Debug, Clone, Args)]
+pub struct DispatchArgs {
+    /// Seconds a claimed message is leased to one dispatcher.
+    #[arg(
+        long = "dispatch-lease-secs",
+        env = "WAGATE_DISPATCH_LEASE_SECS",
+        default_value_t = 60
+    )]
+    pub lease_secs: u64,
+    /// After a lost lease (a crashed instance), seconds to wait for Meta's status before sending again.
+    #[arg(
+        long = "dispatch-crash-grace-secs",
+        env = "WAGATE_DISPATCH_CRASH_GRACE_SECS",
+        default_value_t = 60
+    )]
+    pub crash_grace_secs: u64,
+    /// After a timeout (outcome unknown), seconds to wait for Meta's status before failing the message.
+    #[arg(
+        long = "dispatch-timeout-grace-secs",
+        env = "WAGATE_DISPATCH_TIMEOUT_GRACE_SECS",
+        default_value_t = 900
+    )]
+    pub timeout_grace_secs: u64,
+    /// Attempts before a message with retryable errors fails.
+    #[arg(
+        long = "dispatch-max-attempts",
+        env = "WAGATE_DISPATCH_MAX_ATTEMPTS",
+        default_value_t = 8
+    )]
+    pub max_attempts: i32,
+}
+
+impl DispatchArgs {
+    pub fn options(&self) -> crate::dispatch::DispatchOptions {
+        use std::time::Duration;
+        crate::dispatch::DispatchOptions {
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+            crash_grace: Duration::from_secs(self.crash_grace_secs),
+            timeout_grace: Duration::from_secs(self.timeout_grace_secs),
+            max_attempts: self.max_attempts.max(1),
+            ..Default::default()
+        }
+    }
 }

@@ -63,7 +63,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins.clone(),
         meta,
         master_key,
-        dispatch: Default::default(),
+        dispatch: args.dispatch.options(),
         webhooks,
     })
     .await;

@@ -422,6 +422,10 @@ async fn write(app: &App, batch: &[Done]) -> Result<(), StoreError> {
             else {
                 continue;
             };
+            if msg.status == "sent" {
+                // Statuses that arrived before we knew the wamid apply now.
+                crate::domain::inbound::statuses::reconcile_orphans(c, msg).await?;
+            }
             let event = if msg.status == "sent" {
                 MESSAGE_SENT
             } else {
