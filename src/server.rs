@@ -152,6 +152,7 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
     let secrets = SecretBox::from_base64(&opts.master_key)?;
     let webhooks = crate::delivery::Deliverer::new(opts.webhooks.clone(), secrets.clone())?;
     let inbound = crate::inbound::Inbound::new(store.clone(), inbound_options(&opts.meta, sandbox));
+    let dispatch_wake = Arc::new(tokio::sync::Notify::new());
     let app: App = Arc::new(AppState {
         inbound,
         store: store.clone(),
@@ -173,8 +174,11 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
         secrets,
         simulator,
         webhooks,
-        outbound: crate::store::outbound::OutboundWriter::spawn(store.clone()),
-        dispatch_wake: Arc::new(tokio::sync::Notify::new()),
+        outbound: crate::store::outbound::OutboundWriter::spawn(
+            store.clone(),
+            dispatch_wake.clone(),
+        ),
+        dispatch_wake,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut workers = spawn_workers(&app, shutdown_rx.clone());

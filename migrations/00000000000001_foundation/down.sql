@@ -1,4 +1,3 @@
-DROP TABLE usage_counters;
 DROP TABLE api_keys;
 DROP TABLE users;
 DROP TABLE organizations;

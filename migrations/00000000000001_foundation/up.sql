@@ -38,11 +38,3 @@ CREATE TABLE api_keys (
     revoked_at    timestamptz
 );
 CREATE INDEX api_keys_org_id_idx ON api_keys (org_id, created_at);
-
--- Metered usage per organization and calendar month (UTC).
-CREATE TABLE usage_counters (
-    org_id    uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
-    period    date NOT NULL,
-    messages  bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (org_id, period)
-);

@@ -93,8 +93,8 @@ pub async fn me(store: &Store, principal: &Principal, sandbox: bool) -> DomainRe
     let plan = Plan::parse(&org.plan)
         .ok_or_else(|| anyhow::anyhow!("organization {org_id} has unknown plan {:?}", org.plan))?;
     let user = store.owner_user(org_id).await?;
-    let (period, period_start, reset_at) = current_period(Utc::now());
-    let messages_this_month = store.usage(org_id, period).await?;
+    let (_, period_start, reset_at) = current_period(Utc::now());
+    let messages_this_month = store.usage(org_id, period_start).await?;
     Ok(AccountView {
         limits: plan.limits(),
         plan,

@@ -1,11 +1,11 @@
 //! Organizations, users and usage counters.
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::api_keys::ApiKeyRow;
-use super::schema::{api_keys, organizations, usage_counters, users};
+use super::schema::{api_keys, messages, organizations, users};
 use super::{Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -81,16 +81,17 @@ impl Store {
             .optional()?)
     }
 
-    /// Messages metered for the organization in the month starting at `period`.
-    pub async fn usage(&self, org_id: Uuid, period: NaiveDate) -> StoreResult<i64> {
+    /// Outbound messages accepted for the organization since `since` (the
+    /// usage counter; counted from the messages, so sending writes no hot row).
+    pub async fn usage(&self, org_id: Uuid, since: DateTime<Utc>) -> StoreResult<i64> {
         let mut conn = self.conn().await?;
-        Ok(usage_counters::table
-            .find((org_id, period))
-            .select(usage_counters::messages)
-            .first(&mut conn)
-            .await
-            .optional()?
-            .unwrap_or(0))
+        Ok(messages::table
+            .filter(messages::org_id.eq(org_id))
+            .filter(messages::created_at.ge(since))
+            .filter(messages::direction.eq("outbound"))
+            .count()
+            .get_result(&mut conn)
+            .await?)
     }
 }
 

@@ -5,18 +5,16 @@
 //! only after its rows are durable.
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::contacts::{ContactRow, ConversationRow, touch_conversation, upsert_contact};
+use super::contacts::{ContactRow, ConversationRow};
 use super::messages::{MessageRow, NewMessageEvent};
 use super::phones::{PhoneRow, WabaRow};
-use super::schema::{
-    contacts, conversations, message_events, messages, phone_numbers, usage_counters, wabas,
-};
+use super::schema::{contacts, conversations, message_events, messages, phone_numbers, wabas};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::identity::Identity;
 
@@ -45,30 +43,28 @@ pub struct NewOutbound {
 
 pub type Accepted = (MessageRow, ContactRow);
 
-/// Writes accepted sends on the caller's connection (inside its transaction).
+/// Writes accepted sends on the caller's connection (inside its transaction)
+/// with a fixed number of set-based statements, however many sends: the
+/// contacts they name (found by phone, BSUID or identifier, created when
+/// new), their conversations, the messages and their first timeline entries.
 pub async fn insert_outbound(
     conn: &mut AsyncPgConnection,
     items: &[NewOutbound],
+    notify: bool,
 ) -> StoreResult<Vec<Accepted>> {
-    let mut out = Vec::with_capacity(items.len());
-    let mut usage: HashMap<Uuid, i64> = HashMap::new();
-    let mut immediate = false;
-    for item in items {
-        let contact = upsert_contact(conn, item.org_id, item.phone_id, &item.identity).await?;
-        let conv = touch_conversation(
-            conn,
-            item.org_id,
-            item.phone_id,
-            contact.id,
-            item.created_at,
-            false,
-        )
-        .await?;
-        let row = MessageRow {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let contacts = resolve_contacts(conn, items).await?;
+    let conversations = touch_conversations(conn, items, &contacts).await?;
+    let rows: Vec<MessageRow> = items
+        .iter()
+        .zip(&contacts)
+        .map(|(item, contact)| MessageRow {
             id: item.id,
             org_id: item.org_id,
             phone_id: item.phone_id,
-            conversation_id: Some(conv.id),
+            conversation_id: conversations.get(&(item.phone_id, contact.id)).copied(),
             contact_id: Some(contact.id),
             direction: "outbound".into(),
             kind: item.kind.clone(),
@@ -94,46 +90,177 @@ pub async fn insert_outbound(
             meta_timestamp: None,
             created_at: item.created_at,
             updated_at: item.created_at,
-        };
-        diesel::insert_into(messages::table)
-            .values(&row)
-            .execute(conn)
-            .await?;
-        let mut event = NewMessageEvent::new(&row, item.status, "api");
-        event.at = item.created_at;
-        diesel::insert_into(message_events::table)
-            .values(&event)
-            .execute(conn)
-            .await?;
-        *usage.entry(item.org_id).or_default() += 1;
-        immediate |= item.status == "queued";
-        out.push((row, contact));
-    }
-    let period = month_start(Utc::now());
-    for (org_id, n) in usage {
-        diesel::insert_into(usage_counters::table)
-            .values((
-                usage_counters::org_id.eq(org_id),
-                usage_counters::period.eq(period),
-                usage_counters::messages.eq(n),
-            ))
-            .on_conflict((usage_counters::org_id, usage_counters::period))
-            .do_update()
-            .set(usage_counters::messages.eq(usage_counters::messages + n))
-            .execute(conn)
-            .await?;
-    }
-    if immediate {
-        // One notification per transaction wakes the dispatchers of every instance.
+        })
+        .collect();
+    diesel::insert_into(messages::table)
+        .values(&rows)
+        .execute(conn)
+        .await?;
+    let events: Vec<NewMessageEvent> = rows
+        .iter()
+        .map(|row| {
+            let mut e = NewMessageEvent::new(row, &row.status, "api");
+            e.at = row.created_at;
+            e
+        })
+        .collect();
+    diesel::insert_into(message_events::table)
+        .values(&events)
+        .execute(conn)
+        .await?;
+    if notify && items.iter().any(|i| i.status == "queued") {
+        // Wakes the dispatchers of other instances (this one is woken in
+        // process). NOTIFY serialises commits, so writers debounce it.
         diesel::sql_query(format!("SELECT pg_notify('{DISPATCH_CHANNEL}', '')"))
             .execute(conn)
             .await?;
     }
-    Ok(out)
+    Ok(rows.into_iter().zip(contacts).collect())
 }
 
-fn month_start(t: DateTime<Utc>) -> NaiveDate {
-    NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or(t.date_naive())
+/// The contact of each item, in order: existing ones matched in their phone
+/// inbox by phone (wa_id), BSUID or identifier; the others created.
+async fn resolve_contacts(
+    conn: &mut AsyncPgConnection,
+    items: &[NewOutbound],
+) -> StoreResult<Vec<ContactRow>> {
+    let phone_ids: Vec<Uuid> = items.iter().map(|i| i.phone_id).collect();
+    let wa_ids: Vec<String> = items
+        .iter()
+        .filter_map(|i| i.identity.wa_id.clone())
+        .collect();
+    let bsuids: Vec<String> = items
+        .iter()
+        .filter_map(|i| i.identity.bsuid.clone())
+        .collect();
+    let idents: Vec<String> = items
+        .iter()
+        .filter_map(|i| i.identity.identifier().map(|(id, _)| id))
+        .collect();
+    let existing: Vec<ContactRow> = contacts::table
+        .filter(contacts::phone_id.eq_any(&phone_ids))
+        .filter(
+            contacts::wa_id
+                .eq_any(&wa_ids)
+                .or(contacts::bsuid.eq_any(&bsuids))
+                .or(contacts::identifier.eq_any(&idents)),
+        )
+        .order(contacts::created_at.asc())
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await?;
+    let find = |pool: &[ContactRow], item: &NewOutbound| -> Option<ContactRow> {
+        let ident = item.identity.identifier().map(|(id, _)| id);
+        pool.iter()
+            .find(|c| {
+                c.phone_id == item.phone_id
+                    && ((item.identity.bsuid.is_some() && c.bsuid == item.identity.bsuid)
+                        || (item.identity.wa_id.is_some() && c.wa_id == item.identity.wa_id)
+                        || ident.as_deref() == Some(c.identifier.as_str()))
+            })
+            .cloned()
+    };
+    let now = Utc::now();
+    let mut missing: Vec<ContactRow> = Vec::new();
+    for item in items {
+        if find(&existing, item).is_some() || find(&missing, item).is_some() {
+            continue;
+        }
+        let Some((identifier, kind)) = item.identity.identifier() else {
+            return Err(StoreError::Query(diesel::result::Error::QueryBuilderError(
+                "a send without a recipient".into(),
+            )));
+        };
+        missing.push(ContactRow {
+            id: Uuid::new_v4(),
+            org_id: item.org_id,
+            phone_id: item.phone_id,
+            identifier,
+            identifier_type: kind.to_owned(),
+            wa_id: item.identity.wa_id.clone(),
+            bsuid: item.identity.bsuid.clone(),
+            parent_bsuid: None,
+            username: None,
+            profile_name: None,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    missing.sort_by(|a, b| (a.phone_id, &a.identifier).cmp(&(b.phone_id, &b.identifier)));
+    let created: Vec<ContactRow> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        // A contact created concurrently elsewhere wins; we take its row.
+        diesel::insert_into(contacts::table)
+            .values(&missing)
+            .on_conflict((contacts::phone_id, contacts::identifier))
+            .do_update()
+            .set(contacts::updated_at.eq(diesel::upsert::excluded(contacts::updated_at)))
+            .returning(ContactRow::as_returning())
+            .get_results(conn)
+            .await?
+    };
+    items
+        .iter()
+        .map(|item| {
+            find(&existing, item)
+                .or_else(|| find(&created, item))
+                .ok_or_else(|| StoreError::Query(diesel::result::Error::NotFound))
+        })
+        .collect()
+}
+
+/// Creates or moves forward the conversation of each (phone, contact);
+/// returns their ids.
+async fn touch_conversations(
+    conn: &mut AsyncPgConnection,
+    items: &[NewOutbound],
+    contacts: &[ContactRow],
+) -> StoreResult<HashMap<(Uuid, Uuid), Uuid>> {
+    let mut latest: HashMap<(Uuid, Uuid), (Uuid, DateTime<Utc>)> = HashMap::new();
+    for (item, c) in items.iter().zip(contacts) {
+        let e = latest
+            .entry((item.phone_id, c.id))
+            .or_insert((item.org_id, item.created_at));
+        e.1 = e.1.max(item.created_at);
+    }
+    let now = Utc::now();
+    let mut keys: Vec<_> = latest.iter().collect();
+    // One lock order for every writer, so concurrent upserts cannot deadlock.
+    keys.sort_by_key(|(k, _)| **k);
+    let rows: Vec<ConversationRow> = keys
+        .into_iter()
+        .map(|(&(phone_id, contact_id), &(org_id, at))| ConversationRow {
+            id: Uuid::new_v4(),
+            org_id,
+            phone_id,
+            contact_id,
+            last_message_at: Some(at),
+            last_inbound_at: None,
+            unread_count: 0,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Timestamptz};
+    let upserted: Vec<ConversationRow> = diesel::insert_into(conversations::table)
+        .values(&rows)
+        .on_conflict((conversations::phone_id, conversations::contact_id))
+        .do_update()
+        .set((
+            conversations::last_message_at.eq(sql::<Nullable<Timestamptz>>(
+                "GREATEST(conversations.last_message_at, excluded.last_message_at)",
+            )),
+            conversations::updated_at.eq(now),
+        ))
+        .returning(ConversationRow::as_returning())
+        .get_results(conn)
+        .await?;
+    Ok(upserted
+        .into_iter()
+        .map(|c| ((c.phone_id, c.contact_id), c.id))
+        .collect())
 }
 
 type Job = (NewOutbound, oneshot::Sender<StoreResult<Accepted>>);
@@ -148,20 +275,59 @@ pub struct OutboundWriter {
 const MAX_BATCH: usize = 256;
 
 impl OutboundWriter {
-    pub fn spawn(store: Store) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
+    /// `writers` transactions may be in flight at once; each takes whatever
+    /// sends are waiting (up to 256) when it starts.
+    /// `wake` is this instance's dispatcher, woken after each commit that
+    /// queued messages; other instances hear a NOTIFY, sent at most every
+    /// 50 ms.
+    pub fn spawn(store: Store, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        const WRITERS: usize = 4;
+        let last_notify = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let (tx, rx) = mpsc::channel::<Job>(8192);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            let rx = rx.clone();
+            let store = store.clone();
+            let wake = wake.clone();
+            let last_notify = last_notify.clone();
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else {
+                            return;
+                        };
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(job) => batch.push(job),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    let now = Utc::now().timestamp_millis();
+                    let prev = std::sync::atomic::AtomicI64::load(
+                        &last_notify,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    let notify = now - prev >= 50
+                        && last_notify
+                            .compare_exchange(
+                                prev,
+                                now,
+                                std::sync::atomic::Ordering::Relaxed,
+                                std::sync::atomic::Ordering::Relaxed,
+                            )
+                            .is_ok();
+                    let queued = batch.iter().any(|(i, _)| i.status == "queued");
+                    write_batch(&store, batch, notify).await;
+                    if queued {
+                        wake.notify_one();
                     }
                 }
-                write_batch(&store, batch).await;
-            }
-        });
+            });
+        }
         Self { tx }
     }
 
@@ -177,11 +343,11 @@ impl OutboundWriter {
     }
 }
 
-async fn write_batch(store: &Store, batch: Vec<Job>) {
+async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
     let items: Vec<NewOutbound> = batch.iter().map(|(i, _)| i.clone()).collect();
     let result = match store.conn().await {
         Ok(mut conn) => {
-            conn.transaction::<_, StoreError, _>(async |c| insert_outbound(c, &items).await)
+            conn.transaction::<_, StoreError, _>(async |c| insert_outbound(c, &items, notify).await)
                 .await
         }
         Err(e) => Err(e),
@@ -198,7 +364,7 @@ async fn write_batch(store: &Store, batch: Vec<Job>) {
                 let one = match store.conn().await {
                     Ok(mut conn) => conn
                         .transaction::<_, StoreError, _>(async |c| {
-                            insert_outbound(c, std::slice::from_ref(&item)).await
+                            insert_outbound(c, std::slice::from_ref(&item), true).await
                         })
                         .await
                         .and_then(|mut v| {

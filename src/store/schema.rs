@@ -37,17 +37,9 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    usage_counters (org_id, period) {
-        org_id -> Uuid,
-        period -> Date,
-        messages -> Int8,
-    }
-}
 
 diesel::joinable!(users -> organizations (org_id));
 diesel::joinable!(api_keys -> organizations (org_id));
-diesel::joinable!(usage_counters -> organizations (org_id));
 
 diesel::table! {
     wabas (id) {
@@ -120,7 +112,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     users,
     api_keys,
-    usage_counters,
     wabas,
     phone_numbers,
     jobs,

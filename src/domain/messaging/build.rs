@@ -284,7 +284,9 @@ fn media_payload(
         (None, None) => {
             return Err(DomainError::validation(
                 &format!("{field}.id"),
-                format!("{field} needs an id (uploaded media) or a link"),
+                format!(
+                    "{field}.id (an uploaded media id) or {field}.link (an https URL) is required"
+                ),
             ));
         }
         (Some(id), None) => MediaObject::id(id),

@@ -237,8 +237,10 @@ pub async fn send_bulk(
                 Vec::new()
             } else {
                 let mut conn = app.store.conn().await?;
-                conn.transaction::<_, StoreError, _>(async |c| insert_outbound(c, &rows).await)
-                    .await?
+                conn.transaction::<_, StoreError, _>(async |c| {
+                    insert_outbound(c, &rows, true).await
+                })
+                .await?
             };
             Ok(BulkOutcome {
                 batch_id,
@@ -349,7 +351,7 @@ async fn keyed_insert(
     conn
         .transaction::<_, StoreError, _>(async |c| match idempotency::claim(c, ctx.org_id, key, ctx.rpc, fingerprint).await? {
             Claim::Fresh => {
-                let accepted = insert_outbound(c, &rows).await?;
+                let accepted = insert_outbound(c, &rows, true).await?;
                 idempotency::record(c, ctx.org_id, key, ctx.rpc, fingerprint, &response).await?;
                 Ok(Ok(Keyed::Fresh(accepted)))
             }
