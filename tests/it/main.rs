@@ -13,4 +13,5 @@ mod operations;
 mod other_languages;
 mod outgoing_webhooks;
 mod phones;
+mod readme;
 mod transcoder;
