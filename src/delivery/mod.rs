@@ -65,14 +65,6 @@ impl Default for WebhookOptions {
     }
 }
 
-/// One attempt's result, ready to record.
-#[derive(Debug, Clone)]
-pub struct Attempted {
-    pub result: AttemptResult,
-    /// The receiver answered 410 Gone: deactivate the endpoint.
-    pub gone: bool,
-}
-
 /// Sends deliveries; shared by the worker and the test call.
 pub struct Deliverer {
     opts: WebhookOptions,
@@ -110,7 +102,7 @@ impl Deliverer {
     }
 
     /// Signs and sends one delivery, and judges the answer.
-    pub async fn attempt(&self, d: &ClaimedDelivery) -> Attempted {
+    pub async fn attempt(&self, d: &ClaimedDelivery) -> AttemptResult {
         let started_at = Utc::now();
         let started = Instant::now();
         let sent = self.send(d).await;
@@ -153,57 +145,59 @@ impl Deliverer {
                 }
             }
         };
-        Attempted {
-            result: AttemptResult {
-                lease_token: d.lease_token,
-                attempt: AttemptRow {
-                    id: Uuid::new_v4(),
-                    org_id: d.org_id,
-                    endpoint_id: d.endpoint_id,
-                    delivery_id: d.id,
-                    event_id: d.event_id,
-                    event: d.event.clone(),
-                    trigger: d.trigger.clone(),
-                    attempt: d.attempts,
-                    url: d.url.clone(),
-                    status_code: status.map(i32::from),
-                    duration_ms,
-                    response,
-                    error,
-                    outcome: outcome.to_owned(),
-                    next_attempt_at,
-                    created_at: started_at,
-                },
+        let deactivate = (verdict == Verdict::Gone).then(|| {
+            format!(
+                "the endpoint answered 410 Gone at {}",
+                envelope::timestamp(started_at)
+            )
+        });
+        AttemptResult {
+            lease_token: d.lease_token,
+            deactivate,
+            attempt: AttemptRow {
+                id: Uuid::new_v4(),
+                org_id: d.org_id,
+                endpoint_id: d.endpoint_id,
+                delivery_id: d.id,
+                event_id: d.event_id,
+                event: d.event.clone(),
+                trigger: d.trigger.clone(),
+                attempt: d.attempts,
+                url: d.url.clone(),
+                status_code: status.map(i32::from),
+                duration_ms,
+                response,
+                error,
+                outcome: outcome.to_owned(),
+                next_attempt_at,
+                created_at: started_at,
             },
-            gone: verdict == Verdict::Gone,
         }
     }
 
     /// A delivery that is not sent because its endpoint is inactive.
-    fn skipped(&self, d: &ClaimedDelivery) -> Attempted {
-        Attempted {
-            result: AttemptResult {
-                lease_token: d.lease_token,
-                attempt: AttemptRow {
-                    id: Uuid::new_v4(),
-                    org_id: d.org_id,
-                    endpoint_id: d.endpoint_id,
-                    delivery_id: d.id,
-                    event_id: d.event_id,
-                    event: d.event.clone(),
-                    trigger: d.trigger.clone(),
-                    attempt: d.attempts,
-                    url: d.url.clone(),
-                    status_code: None,
-                    duration_ms: 0,
-                    response: None,
-                    error: Some("not sent: the endpoint is inactive".into()),
-                    outcome: OUTCOME_FAILED.to_owned(),
-                    next_attempt_at: None,
-                    created_at: Utc::now(),
-                },
+    fn skipped(&self, d: &ClaimedDelivery) -> AttemptResult {
+        AttemptResult {
+            lease_token: d.lease_token,
+            deactivate: None,
+            attempt: AttemptRow {
+                id: Uuid::new_v4(),
+                org_id: d.org_id,
+                endpoint_id: d.endpoint_id,
+                delivery_id: d.id,
+                event_id: d.event_id,
+                event: d.event.clone(),
+                trigger: d.trigger.clone(),
+                attempt: d.attempts,
+                url: d.url.clone(),
+                status_code: None,
+                duration_ms: 0,
+                response: None,
+                error: Some("not sent: the endpoint is inactive".into()),
+                outcome: OUTCOME_FAILED.to_owned(),
+                next_attempt_at: None,
+                created_at: Utc::now(),
             },
-            gone: false,
         }
     }
 
@@ -247,22 +241,10 @@ impl Deliverer {
         })
     }
 
-    /// Writes results, deactivates endpoints that answered 410, and schedules
-    /// a wake-up for the earliest retry.
-    pub async fn record(&self, store: &Store, batch: Vec<Attempted>) -> StoreResult<()> {
-        let results: Vec<AttemptResult> = batch.iter().map(|a| a.result.clone()).collect();
-        let gone: Vec<(Uuid, String)> = batch
-            .iter()
-            .filter(|a| a.gone)
-            .map(|a| {
-                let at = envelope::timestamp(a.result.attempt.created_at);
-                (
-                    a.result.attempt.endpoint_id,
-                    format!("the endpoint answered 410 Gone at {at}"),
-                )
-            })
-            .collect();
-        store.complete_deliveries(&results, &gone).await?;
+    /// Writes results (deactivating endpoints that answered 410) and
+    /// schedules a wake-up for the earliest retry.
+    pub async fn record(&self, store: &Store, results: &[AttemptResult]) -> StoreResult<()> {
+        store.complete_deliveries(results).await?;
         let earliest = results
             .iter()
             .filter_map(|r| r.attempt.next_attempt_at)
@@ -346,7 +328,7 @@ const COMPLETE_BATCH: usize = 1000;
 async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
     let opts = app.webhooks.options().clone();
     let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-    let (tx, rx) = mpsc::unbounded_channel::<Attempted>();
+    let (tx, rx) = mpsc::unbounded_channel::<AttemptResult>();
     let completer = tokio::spawn(complete(app.clone(), rx));
     let lease = app.webhooks.lease();
     let beat = opts.poll_interval.max(Duration::from_secs(1));
@@ -402,7 +384,7 @@ async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
     let _ = completer.await;
 }
 
-async fn complete(app: App, mut rx: mpsc::UnboundedReceiver<Attempted>) {
+async fn complete(app: App, mut rx: mpsc::UnboundedReceiver<AttemptResult>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < COMPLETE_BATCH {
@@ -416,7 +398,7 @@ async fn complete(app: App, mut rx: mpsc::UnboundedReceiver<Attempted>) {
         // attempted again (delivery is at least once).
         let mut delay = Duration::from_millis(100);
         for tries in 1.. {
-            match app.webhooks.record(&app.store, batch.clone()).await {
+            match app.webhooks.record(&app.store, &batch).await {
                 Ok(()) => break,
                 Err(e) if tries < 12 => {
                     tracing::warn!(error = %e, n = batch.len(), "recording webhook attempts");

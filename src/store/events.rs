@@ -6,8 +6,14 @@
 //! delivery per subscribed endpoint commit with the change, or not at all.
 //! The delivery worker (`crate::delivery`) builds the envelope
 //! `{"id","event","timestamp","organizationId","data"}` when it sends.
+use std::marker::PhantomData;
+
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Jsonb, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -85,7 +91,7 @@ pub async fn record_event_at(
         ev.event
     );
     let id = Uuid::new_v4();
-    diesel::sql_query(
+    CachedSql::new(
         "WITH ev AS (
             INSERT INTO webhook_events (id, org_id, waba_id, event, data, created_at)
             VALUES ($1, $2, $3, $4, $5, $6)
@@ -110,4 +116,88 @@ pub async fn record_event_at(
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// A raw SQL statement that is prepared once per connection and reused:
+/// diesel's `sql_query` is parsed and planned by PostgreSQL on every call,
+/// which costs more than the work itself for the small, hot statements of
+/// the outbox and the delivery worker. `$1`..`$n` in the text refer to the
+/// binds in the order they were added; each occurrence is sent as its own
+/// parameter.
+pub(crate) struct CachedSql<'a> {
+    sql: &'static str,
+    binds: Vec<Box<dyn PushBind + Send + 'a>>,
+}
+
+pub(crate) trait PushBind {
+    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>;
+}
+
+struct Bound<ST, U>(U, PhantomData<fn() -> ST>);
+
+impl<ST, U> PushBind for Bound<ST, U>
+where
+    Pg: HasSqlType<ST>,
+    U: ToSql<ST, Pg>,
+{
+    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_bind_param::<ST, U>(&self.0)
+    }
+}
+
+impl<'a> CachedSql<'a> {
+    pub(crate) fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            binds: Vec::new(),
+        }
+    }
+
+    pub(crate) fn bind<ST, U>(mut self, value: U) -> Self
+    where
+        Pg: HasSqlType<ST>,
+        U: ToSql<ST, Pg> + Send + 'a,
+        ST: 'a,
+    {
+        self.binds.push(Box::new(Bound(value, PhantomData)));
+        self
+    }
+}
+
+impl QueryFragment<Pg> for CachedSql<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let mut rest = self.sql;
+        while let Some(i) = rest.find('$') {
+            let digits = rest[i + 1..].bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                out.push_sql(&rest[..=i]);
+                rest = &rest[i + 1..];
+                continue;
+            }
+            out.push_sql(&rest[..i]);
+            let bind = rest[i + 1..i + 1 + digits]
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|n| self.binds.get(n))
+                .ok_or_else(|| {
+                    diesel::result::Error::QueryBuilderError(
+                        format!("no bind for placeholder ${}", &rest[i + 1..i + 1 + digits]).into(),
+                    )
+                })?;
+            bind.push(&mut out)?;
+            rest = &rest[i + 1 + digits..];
+        }
+        out.push_sql(rest);
+        Ok(())
+    }
+}
+
+impl QueryId for CachedSql<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for CachedSql<'_> {
+    type SqlType = Untyped;
 }

@@ -14,6 +14,7 @@ use diesel::sql_types::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::events::CachedSql;
 use super::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_old_secrets};
 use super::{PageRequest, Store, StoreError, StoreResult};
 
@@ -148,8 +149,8 @@ pub struct ClaimedDelivery {
     /// Rotated-out secrets still in force, newest first.
     #[diesel(sql_type = Array<Bytea>)]
     pub old_secrets: Vec<Vec<u8>>,
-    #[diesel(sql_type = Jsonb)]
-    pub data: serde_json::Value,
+    #[diesel(sql_type = Text)]
+    pub data: String,
     #[diesel(sql_type = Timestamptz)]
     pub event_at: DateTime<Utc>,
 }
@@ -159,6 +160,8 @@ pub struct ClaimedDelivery {
 pub struct AttemptResult {
     pub attempt: AttemptRow,
     pub lease_token: Uuid,
+    /// Deactivate the endpoint, for this reason (it answered 410 Gone).
+    pub deactivate: Option<String>,
 }
 
 /// The selection of events a range replay sends.
@@ -376,7 +379,7 @@ impl Store {
         replace_secret: bool,
     ) -> StoreResult<EndpointRow> {
         let mut conn = self.conn().await?;
-        let rows = diesel::sql_query(
+        let rows = CachedSql::new(
             "INSERT INTO webhook_endpoints
                 (id, org_id, waba_id, kind, url, description, events, is_active, secret_enc,
                  disabled_reason, created_at, updated_at)
@@ -495,7 +498,7 @@ impl Store {
         event_id: Uuid,
     ) -> StoreResult<Option<Uuid>> {
         let mut conn = self.conn().await?;
-        let delivery = diesel::sql_query(
+        let delivery = CachedSql::new(
             "WITH d AS (
                 INSERT INTO webhook_deliveries (id, org_id, endpoint_id, event_id, event, trigger)
                 SELECT gen_random_uuid(), ev.org_id, ep.id, ev.id, ev.event, 'replay'
@@ -527,7 +530,7 @@ impl Store {
         range: &ReplayRange,
     ) -> StoreResult<i64> {
         let mut conn = self.conn().await?;
-        let row = diesel::sql_query(
+        let row = CachedSql::new(
             "WITH d AS (
                 INSERT INTO webhook_deliveries (id, org_id, endpoint_id, event_id, event, trigger)
                 SELECT gen_random_uuid(), ev.org_id, ep.id, ev.id, ev.event, 'replay'
@@ -570,7 +573,7 @@ impl Store {
     ) -> StoreResult<ClaimedDelivery> {
         let mut conn = self.conn().await?;
         let event_id = Uuid::new_v4();
-        let rows = diesel::sql_query(
+        let rows = CachedSql::new(
             "WITH ev AS (
                 INSERT INTO webhook_events (id, org_id, waba_id, event, data, created_at)
                 VALUES ($1, $2, $3, $4, $5, now())
@@ -588,7 +591,7 @@ impl Store {
                     ARRAY(SELECT s.secret_enc FROM webhook_old_secrets s
                           WHERE s.endpoint_id = ep.id AND s.expires_at > now()
                           ORDER BY s.expires_at DESC) AS old_secrets,
-                    ev.data, ev.created_at AS event_at
+                    ev.data::text AS data, ev.created_at AS event_at
              FROM d, ev, webhook_endpoints ep
              WHERE ep.id = $6",
         )
@@ -615,7 +618,7 @@ impl Store {
         lease: std::time::Duration,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let mut conn = self.conn().await?;
-        Ok(diesel::sql_query(
+        Ok(CachedSql::new(
             "WITH RECURSIVE eps AS (
                 (SELECT endpoint_id FROM webhook_deliveries
                  WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
@@ -651,7 +654,7 @@ impl Store {
                     lease_token = gen_random_uuid(),
                     next_attempt_at = now() + make_interval(secs => $3),
                     updated_at = now()
-                FROM picked WHERE d.id = picked.id
+                WHERE d.id = ANY(ARRAY(SELECT id FROM picked))
                 RETURNING d.*
              )
              SELECT c.id, c.org_id, c.endpoint_id, c.event_id, c.event, c.trigger, c.attempts,
@@ -659,7 +662,7 @@ impl Store {
                     ARRAY(SELECT s.secret_enc FROM webhook_old_secrets s
                           WHERE s.endpoint_id = ep.id AND s.expires_at > now()
                           ORDER BY s.expires_at DESC) AS old_secrets,
-                    ev.data, ev.created_at AS event_at
+                    ev.data::text AS data, ev.created_at AS event_at
              FROM claimed c
              JOIN webhook_endpoints ep ON ep.id = c.endpoint_id
              JOIN webhook_events ev ON ev.id = c.event_id",
@@ -671,59 +674,26 @@ impl Store {
         .await?)
     }
 
-    /// Writes a batch of attempt results in one transaction: each delivery
-    /// (if its lease still holds) moves to its outcome, every attempt goes
-    /// into the log, and the endpoints in `deactivate` (that answered 410
-    /// Gone) are deactivated with their reason.
-    pub async fn complete_deliveries(
-        &self,
-        results: &[AttemptResult],
-        deactivate: &[(Uuid, String)],
-    ) -> StoreResult<()> {
-        if results.is_empty() && deactivate.is_empty() {
+    /// Writes a batch of attempt results: each delivery (if its lease still
+    /// holds) moves to its outcome and every attempt goes into the log, in
+    /// one statement. Endpoints to deactivate (they answered 410 Gone) are
+    /// deactivated, with their reason, in the same transaction.
+    pub async fn complete_deliveries(&self, results: &[AttemptResult]) -> StoreResult<()> {
+        if results.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn().await?;
-        let col = |f: fn(&AttemptResult) -> Uuid| results.iter().map(f).collect::<Vec<_>>();
-        let ids = col(|r| r.attempt.delivery_id);
-        let tokens = col(|r| r.lease_token);
-        let outcomes: Vec<&str> = results.iter().map(|r| r.attempt.outcome.as_str()).collect();
-        let next: Vec<Option<DateTime<Utc>>> =
-            results.iter().map(|r| r.attempt.next_attempt_at).collect();
-        let codes: Vec<Option<i32>> = results.iter().map(|r| r.attempt.status_code).collect();
-        let errors: Vec<Option<&str>> =
-            results.iter().map(|r| r.attempt.error.as_deref()).collect();
+        let deactivate: Vec<(Uuid, &str)> = results
+            .iter()
+            .filter_map(|r| Some((r.attempt.endpoint_id, r.deactivate.as_deref()?)))
+            .collect();
+        if deactivate.is_empty() {
+            return complete_on(&mut conn, results).await;
+        }
         conn.transaction::<_, StoreError, _>(async |c| {
-            diesel::sql_query(
-                "UPDATE webhook_deliveries d SET
-                    status = CASE r.outcome WHEN 'retrying' THEN 'pending' ELSE r.outcome END,
-                    next_attempt_at = COALESCE(r.next_at, now()),
-                    lease_token = NULL,
-                    last_status_code = r.code,
-                    last_error = r.err,
-                    updated_at = now(),
-                    completed_at = CASE WHEN r.outcome = 'retrying' THEN NULL ELSE now() END
-                 FROM unnest($1, $2, $3, $4, $5, $6) AS r(id, token, outcome, next_at, code, err)
-                 WHERE d.id = r.id AND d.lease_token = r.token",
-            )
-            .bind::<Array<SqlUuid>, _>(&ids)
-            .bind::<Array<SqlUuid>, _>(&tokens)
-            .bind::<Array<Text>, _>(&outcomes)
-            .bind::<Array<Nullable<Timestamptz>>, _>(&next)
-            .bind::<Array<Nullable<Int4>>, _>(&codes)
-            .bind::<Array<Nullable<Text>>, _>(&errors)
-            .execute(c)
-            .await?;
-            let rows: Vec<&AttemptRow> = results.iter().map(|r| &r.attempt).collect();
-            for chunk in rows.chunks(1000) {
-                let chunk: Vec<AttemptRow> = chunk.iter().map(|r| (*r).clone()).collect();
-                diesel::insert_into(webhook_attempts::table)
-                    .values(&chunk)
-                    .execute(c)
-                    .await?;
-            }
+            complete_on(c, results).await?;
             // wagate's own deactivation (410 Gone): the pending deliveries fail.
-            for (endpoint_id, reason) in deactivate {
+            for (endpoint_id, reason) in &deactivate {
                 diesel::update(webhook_endpoints::table.find(endpoint_id))
                     .set((
                         webhook_endpoints::is_active.eq(false),
@@ -825,4 +795,81 @@ impl From<EndpointByName> for EndpointRow {
             updated_at: e.updated_at,
         }
     }
+}
+
+/// One statement: the deliveries' new state (fenced by their lease) and the
+/// attempt log rows, from column arrays.
+async fn complete_on(c: &mut AsyncPgConnection, results: &[AttemptResult]) -> StoreResult<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let a = |f: fn(&AttemptRow) -> Uuid| results.iter().map(|r| f(&r.attempt)).collect::<Vec<_>>();
+    let ids = a(|r| r.id);
+    let org_ids = a(|r| r.org_id);
+    let endpoint_ids = a(|r| r.endpoint_id);
+    let delivery_ids = a(|r| r.delivery_id);
+    let event_ids = a(|r| r.event_id);
+    let tokens: Vec<Uuid> = results.iter().map(|r| r.lease_token).collect();
+    let text =
+        |f: fn(&AttemptRow) -> &str| results.iter().map(|r| f(&r.attempt)).collect::<Vec<_>>();
+    let events = text(|r| &r.event);
+    let triggers = text(|r| &r.trigger);
+    let urls = text(|r| &r.url);
+    let outcomes = text(|r| &r.outcome);
+    let attempts: Vec<i32> = results.iter().map(|r| r.attempt.attempt).collect();
+    let codes: Vec<Option<i32>> = results.iter().map(|r| r.attempt.status_code).collect();
+    let durations: Vec<i32> = results.iter().map(|r| r.attempt.duration_ms).collect();
+    let responses: Vec<Option<&str>> = results
+        .iter()
+        .map(|r| r.attempt.response.as_deref())
+        .collect();
+    let errors: Vec<Option<&str>> = results.iter().map(|r| r.attempt.error.as_deref()).collect();
+    let next: Vec<Option<DateTime<Utc>>> =
+        results.iter().map(|r| r.attempt.next_attempt_at).collect();
+    let started: Vec<DateTime<Utc>> = results.iter().map(|r| r.attempt.created_at).collect();
+    CachedSql::new(
+        "WITH r AS (
+            SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+              AS r(id, org_id, endpoint_id, delivery_id, event_id, event, trigger, attempt, url,
+                   status_code, duration_ms, response, error, outcome, next_attempt_at, created_at, token)
+         ),
+         u AS (
+            UPDATE webhook_deliveries d SET
+                status = CASE r.outcome WHEN 'retrying' THEN 'pending' ELSE r.outcome END,
+                next_attempt_at = COALESCE(r.next_attempt_at, now()),
+                lease_token = NULL,
+                last_status_code = r.status_code,
+                last_error = r.error,
+                updated_at = now(),
+                completed_at = CASE WHEN r.outcome = 'retrying' THEN NULL ELSE now() END
+            FROM r
+            WHERE d.id = ANY($4) AND d.id = r.delivery_id AND d.lease_token = r.token
+         )
+         INSERT INTO webhook_attempts
+            (id, org_id, endpoint_id, delivery_id, event_id, event, trigger, attempt, url,
+             status_code, duration_ms, response, error, outcome, next_attempt_at, created_at)
+         SELECT id, org_id, endpoint_id, delivery_id, event_id, event, trigger, attempt, url,
+                status_code, duration_ms, response, error, outcome, next_attempt_at, created_at
+         FROM r",
+    )
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<SqlUuid>, _>(&org_ids)
+    .bind::<Array<SqlUuid>, _>(&endpoint_ids)
+    .bind::<Array<SqlUuid>, _>(&delivery_ids)
+    .bind::<Array<SqlUuid>, _>(&event_ids)
+    .bind::<Array<Text>, _>(&events)
+    .bind::<Array<Text>, _>(&triggers)
+    .bind::<Array<Int4>, _>(&attempts)
+    .bind::<Array<Text>, _>(&urls)
+    .bind::<Array<Nullable<Int4>>, _>(&codes)
+    .bind::<Array<Int4>, _>(&durations)
+    .bind::<Array<Nullable<Text>>, _>(&responses)
+    .bind::<Array<Nullable<Text>>, _>(&errors)
+    .bind::<Array<Text>, _>(&outcomes)
+    .bind::<Array<Nullable<Timestamptz>>, _>(&next)
+    .bind::<Array<Timestamptz>, _>(&started)
+    .bind::<Array<SqlUuid>, _>(&tokens)
+    .execute(c)
+    .await?;
+    Ok(())
 }

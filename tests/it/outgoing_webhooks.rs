@@ -1868,6 +1868,19 @@ async fn events_commit_or_roll_back_with_their_cause() {
     })
     .await
     .expect("commit");
+    // The outbox statement is prepared once per connection, not re-planned per event.
+    #[derive(diesel::QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let prepared: Prepared = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO webhook_' || 'events%'",
+    )
+    .get_result(&mut *conn)
+    .await
+    .expect("pg_prepared_statements");
+    assert_eq!(prepared.n, 1, "one prepared statement for three calls");
     drop(conn);
     let got = rx.wait_for("/tx", 2, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -1955,5 +1968,78 @@ async fn the_default_schedule_waits_a_minute_before_the_first_retry() {
         (53.0..=67.0).contains(&secs),
         "first retry after ~1 min: {secs}"
     );
+    s.stop().await;
+}
+
+/// The acceptance path: an inbound message injected through the
+/// sandbox simulator reaches a local receiver as a signed `message.received`
+/// that Python's hmac verifies, with the contact identity fields.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inbound_message_from_the_simulator_arrives_signed() {
+    let (s, _) = start(fast()).await;
+    let rx = Receiver::start().await;
+    let (key, phone_id, waba_id) = crate::inbound::connect(&s, "e2e@example.com").await;
+    let (_, me) = s.rest().get("/auth/me", Some(&key)).await;
+    let org_id = me["data"]["organization"]["id"]
+        .as_str()
+        .expect("org")
+        .to_owned();
+    let hook = create(
+        &s,
+        &key,
+        json!({"url": rx.url("/inbound"), "events": ["message.received"]}),
+    )
+    .await;
+    // Scoped to the phone's WABA: it gets the message too.
+    create(
+        &s,
+        &key,
+        json!({"url": rx.url("/scoped"), "events": ["*"], "wabaId": waba_id}),
+    )
+    .await;
+    for body in [
+        // A username user whose phone Meta withholds: BSUID only.
+        json!({"phoneNumberId": crate::inbound::PHONE, "fromUserId": "AR.ABC123", "username": "@customer.name",
+               "name": "Customer", "type": "text", "text": "no phone here"}),
+        json!({"phoneNumberId": crate::inbound::PHONE, "from": "16505551234", "fromUserId": "US.13491208655302741918",
+               "name": "Sheena Nelson", "type": "text", "text": "Hello from the sandbox"}),
+    ] {
+        let r = s
+            .rest()
+            .send("POST", "/sandbox/_sim/inbound", None, Some(body), &[])
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let got = rx.wait_for("/inbound", 2, Duration::from_secs(20)).await;
+    rx.wait_for("/scoped", 2, Duration::from_secs(20)).await;
+    let secret = hook["secret"].as_str().expect("secret");
+    let mut by_text = HashMap::new();
+    for g in &got {
+        assert!(python_verifies(secret, g), "Python's hmac verifies");
+        let body = g.json();
+        assert_eq!(body["event"], "message.received");
+        assert_eq!(body["organizationId"], org_id.as_str());
+        assert_eq!(body["id"], g.header("webhook-id"));
+        let data = &body["data"];
+        for field in ["contactIdentifier", "contactReplyTo", "contactPhone"] {
+            assert!(data.get(field).is_some(), "{field} in {data}");
+        }
+        by_text.insert(
+            data["content"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            data.clone(),
+        );
+    }
+    let no_phone = &by_text["no phone here"];
+    assert_eq!(no_phone["contactIdentifier"], "AR.ABC123");
+    assert_eq!(no_phone["contactReplyTo"], "AR.ABC123");
+    assert_eq!(no_phone["contactPhone"], Value::Null);
+    let with_phone = &by_text["Hello from the sandbox"];
+    assert_eq!(with_phone["contactIdentifier"], "US.13491208655302741918");
+    assert_eq!(with_phone["contactReplyTo"], "16505551234");
+    assert_eq!(with_phone["contactPhone"], "16505551234");
+    let _ = phone_id;
     s.stop().await;
 }

@@ -5,13 +5,14 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
-/// The envelope's exact bytes, keys in the documented order.
+/// The envelope's exact bytes, keys in the documented order. `data` is
+/// the event's JSON text as stored (PostgreSQL's canonical `jsonb` text).
 pub fn envelope(
     event_id: Uuid,
     event: &str,
     at: DateTime<Utc>,
     org_id: Uuid,
-    data: &serde_json::Value,
+    data: &str,
 ) -> Vec<u8> {
     let text = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
     format!(
@@ -48,7 +49,7 @@ mod tests {
             "message.received",
             at,
             org,
-            &serde_json::json!({"messageId": "m", "contactPhone": null}),
+            &serde_json::json!({"messageId": "m", "contactPhone": null}).to_string(),
         );
         let text = String::from_utf8(body).expect("utf8");
         assert_eq!(

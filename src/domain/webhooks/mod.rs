@@ -364,9 +364,9 @@ pub async fn test(app: &AppState, org_id: Uuid, id: Uuid) -> DomainResult<Attemp
         .await?;
     let attempted = app.webhooks.attempt(&claimed).await;
     app.webhooks
-        .record(&app.store, vec![attempted.clone()])
+        .record(&app.store, std::slice::from_ref(&attempted))
         .await?;
-    Ok(attempted.result.attempt)
+    Ok(attempted.attempt)
 }
 
 pub async fn logs(
