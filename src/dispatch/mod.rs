@@ -414,6 +414,11 @@ async fn write(app: &App, batch: &[Done]) -> Result<(), StoreError> {
     let mut conn = app.store.conn().await?;
     conn.transaction::<_, StoreError, _>(async |c| {
         let changed = record_outcomes(c, &results).await?;
+        let wamids: Vec<String> = changed
+            .iter()
+            .filter_map(|(m, _)| m.wamid.clone())
+            .collect();
+        let early = crate::store::dispatch::wamids_with_orphans(c, &wamids).await?;
         for (msg, contact) in &changed {
             let Some(phone) = batch
                 .iter()
@@ -422,7 +427,7 @@ async fn write(app: &App, batch: &[Done]) -> Result<(), StoreError> {
             else {
                 continue;
             };
-            if msg.status == "sent" {
+            if msg.status == "sent" && msg.wamid.as_ref().is_some_and(|w| early.contains(w)) {
                 // Statuses that arrived before we knew the wamid apply now.
                 crate::domain::inbound::statuses::reconcile_orphans(c, msg).await?;
             }

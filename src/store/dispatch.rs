@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::contacts::ContactRow;
 use super::messages::{MessageRow, NewMessageEvent};
 use super::phones::{PhoneRow, WabaRow};
-use super::schema::{contacts, message_events, messages, pair_pacing, phone_numbers, wabas};
+use super::schema::{
+    contacts, message_events, messages, orphan_statuses, pair_pacing, phone_numbers, wabas,
+};
 use super::{Store, StoreError, StoreResult};
 
 const DUE: [&str; 3] = ["queued", "scheduled", "retrying"];
@@ -98,6 +100,8 @@ pub async fn record_outcomes(
 ) -> StoreResult<Vec<(MessageRow, Option<ContactRow>)>> {
     let now = Utc::now();
     let mut sent = Vec::new();
+    // Timeline entries are written together, one statement for the batch.
+    let mut events: Vec<NewMessageEvent> = Vec::new();
     for (msg, outcome) in results {
         let Some(token) = msg.lease_token else {
             continue;
@@ -126,22 +130,50 @@ pub async fn record_outcomes(
                 match updated {
                     Some(row) => {
                         event.status = "sent".into();
-                        diesel::insert_into(message_events::table)
-                            .values(&event)
-                            .execute(conn)
-                            .await?;
+                        events.push(event);
                         sent.push(row);
                     }
                     None => {
-                        // A status webhook got there first (or the lease was lost): keep the wamid.
-                        diesel::update(
+                        // The lease was lost while Meta was answering: Meta's definite
+                        // answer still settles a message nobody else has sent since.
+                        let late: Option<MessageRow> = diesel::update(
                             messages::table
                                 .filter(messages::id.eq(msg.id))
-                                .filter(messages::wamid.is_null()),
+                                .filter(messages::status.eq("processing"))
+                                .filter(messages::unknown_reason.eq("lease_expired")),
                         )
-                        .set(messages::wamid.eq(wamid))
-                        .execute(conn)
-                        .await?;
+                        .set((
+                            messages::status.eq("sent"),
+                            messages::wamid.eq(wamid),
+                            messages::unknown_since.eq(None::<DateTime<Utc>>),
+                            messages::unknown_reason.eq(None::<String>),
+                            messages::next_attempt_at.eq(None::<DateTime<Utc>>),
+                            messages::updated_at.eq(now),
+                        ))
+                        .returning(MessageRow::as_returning())
+                        .get_result(conn)
+                        .await
+                        .optional()?;
+                        match late {
+                            Some(row) => {
+                                event.status = "sent".into();
+                                event.note =
+                                    Some("Meta answered after the lease had expired".into());
+                                events.push(event);
+                                sent.push(row);
+                            }
+                            None => {
+                                // A status webhook got there first: keep the wamid.
+                                diesel::update(
+                                    messages::table
+                                        .filter(messages::id.eq(msg.id))
+                                        .filter(messages::wamid.is_null()),
+                                )
+                                .set(messages::wamid.eq(wamid))
+                                .execute(conn)
+                                .await?;
+                            }
+                        }
                     }
                 }
             }
@@ -166,10 +198,7 @@ pub async fn record_outcomes(
                         "next attempt at {}",
                         at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                     ));
-                    diesel::insert_into(message_events::table)
-                        .values(&event)
-                        .execute(conn)
-                        .await?;
+                    events.push(event);
                 }
             }
             Outcome::Failed(failure) => {
@@ -195,10 +224,7 @@ pub async fn record_outcomes(
                     event.error_title = failure.title.clone();
                     event.error_details = failure.details.clone();
                     event.error_message = Some(failure.message.clone());
-                    diesel::insert_into(message_events::table)
-                        .values(&event)
-                        .execute(conn)
-                        .await?;
+                    events.push(event);
                     sent.push(row);
                 }
             }
@@ -215,10 +241,7 @@ pub async fn record_outcomes(
                     .await?;
                 if n > 0 {
                     event.note = Some(note.clone());
-                    diesel::insert_into(message_events::table)
-                        .values(&event)
-                        .execute(conn)
-                        .await?;
+                    events.push(event);
                 }
             }
             Outcome::Released => {
@@ -240,6 +263,12 @@ pub async fn record_outcomes(
                     .await?;
             }
         }
+    }
+    if !events.is_empty() {
+        diesel::insert_into(message_events::table)
+            .values(&events)
+            .execute(conn)
+            .await?;
     }
     if sent.is_empty() {
         return Ok(Vec::new());
@@ -557,4 +586,23 @@ async fn claim_phone_on(
         waba,
         messages,
     }))
+}
+
+/// Which of these wamids have early statuses waiting (one query for a batch,
+/// so sends without any pay nothing more).
+pub async fn wamids_with_orphans(
+    conn: &mut AsyncPgConnection,
+    wamids: &[String],
+) -> StoreResult<std::collections::HashSet<String>> {
+    if wamids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(orphan_statuses::table
+        .filter(orphan_statuses::wamid.eq_any(wamids))
+        .select(orphan_statuses::wamid)
+        .distinct()
+        .load::<String>(conn)
+        .await?
+        .into_iter()
+        .collect())
 }

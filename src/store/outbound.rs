@@ -493,6 +493,8 @@ impl Store {
                 .set((
                     messages::status.eq(to),
                     messages::next_attempt_at.eq(requeue.then_some(now)),
+                    // A retry gets a fresh attempt budget; the timeline keeps the old attempts.
+                    messages::attempts.eq(if requeue { 0 } else { current.attempts }),
                     messages::error_code.eq(None::<i64>),
                     messages::error_title.eq(None::<String>),
                     messages::error_details.eq(None::<String>),
