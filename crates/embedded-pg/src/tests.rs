@@ -284,27 +284,22 @@ fn garbage_data_dir_is_refused() {
     assert!(matches!(err, Error::NotADataDir { .. }), "{err:?}");
 }
 
-/// Helper process for `sigkill_takes_the_server_down`; does nothing when run on its own.
-#[test]
-#[ignore = "helper process, started by sigkill_takes_the_server_down"]
-fn sigkill_child() {
-    let Some(dir) = std::env::var_os("EPG_SIGKILL_CHILD_DIR") else {
-        return;
-    };
-    let cluster = Cluster::start(ClusterOptions::throwaway(PathBuf::from(dir))).expect("start");
-    println!("PGPID {}", cluster.pid().expect("running"));
-    std::thread::sleep(Duration::from_secs(120));
-}
-
+/// Runs itself as a child process (the env var tells the two apart) that
+/// starts a cluster and is then SIGKILLed: the cluster must die with it.
 #[test]
 fn sigkill_takes_the_server_down() {
+    if let Some(dir) = std::env::var_os("EPG_SIGKILL_CHILD_DIR") {
+        let cluster = Cluster::start(ClusterOptions::throwaway(PathBuf::from(dir))).expect("start");
+        println!("PGPID {}", cluster.pid().expect("running"));
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
     let tmp = tempdir();
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
         .args([
             "--exact",
-            "tests::sigkill_child",
-            "--ignored",
+            "tests::sigkill_takes_the_server_down",
             "--nocapture",
         ])
         .env("EPG_SIGKILL_CHILD_DIR", tmp.path())
