@@ -11,6 +11,8 @@ mod embedded;
 mod inbound;
 mod operations;
 mod other_languages;
+mod outbound;
+mod outbound_faults;
 mod outgoing_webhooks;
 mod phones;
 mod readme;

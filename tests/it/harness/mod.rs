@@ -1,5 +1,6 @@
 //! Test harness: database per test, server per test, clients.
 pub mod clients;
+pub mod outbound;
 pub mod pg;
 pub mod sandbox;
 pub mod tools;
