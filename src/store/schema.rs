@@ -37,7 +37,6 @@ diesel::table! {
     }
 }
 
-
 diesel::joinable!(users -> organizations (org_id));
 diesel::joinable!(api_keys -> organizations (org_id));
 

@@ -3,7 +3,8 @@ use crate::harness::{TestServer, tools};
 
 /// The ```sh block of README.md that starts with `# quickstart`.
 fn quickstart() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
     readme
         .split("```sh\n")
         .skip(1)
@@ -34,16 +35,37 @@ async fn the_readme_quick_start_works_as_written() {
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "quick start failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "quick start failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     // Step by step, what a reader sees.
     assert!(stdout.contains(r#""email":"you@example.com""#), "{stdout}");
     assert!(stdout.contains(r#""ok":true"#), "verify passes: {stdout}");
     assert!(stdout.contains(r#""canSendMessages":true"#), "{stdout}");
-    assert!(stdout.contains(r#""status":"read""#), "the message reached read: {stdout}");
-    assert!(stdout.contains(r#""contactIdentifier":"5491155551234""#), "{stdout}");
-    assert!(stdout.contains(r#""contactName":"Ana""#), "the inbound reached the conversation: {stdout}");
-    assert!(stdout.contains(r#""url":"https://yourapp.com/webhooks/whatsapp""#), "{stdout}");
-    assert!(stdout.contains(r#""plan": "PLAN_BASIC""#) || stdout.contains("PLAN_BASIC"), "buf curl over gRPC: {stdout}");
-    assert!(stdout.contains("canReceiveMessages"), "buf curl over grpc-web: {stdout}");
+    assert!(
+        stdout.contains(r#""status":"read""#),
+        "the message reached read: {stdout}"
+    );
+    assert!(
+        stdout.contains(r#""contactIdentifier":"5491155551234""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""contactName":"Ana""#),
+        "the inbound reached the conversation: {stdout}"
+    );
+    assert!(
+        stdout.contains(r#""url":"https://yourapp.com/webhooks/whatsapp""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""plan": "PLAN_BASIC""#) || stdout.contains("PLAN_BASIC"),
+        "buf curl over gRPC: {stdout}"
+    );
+    assert!(
+        stdout.contains("canReceiveMessages"),
+        "buf curl over grpc-web: {stdout}"
+    );
     s.stop().await;
 }
