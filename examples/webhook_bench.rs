@@ -23,6 +23,7 @@
 //! run ends when every delivery is final.
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,9 +99,10 @@ async fn main() -> anyhow::Result<()> {
             "embedded cluster (durable, fsync on), same machine"
         }
     );
+    println!("load average at start: {}", loadavg());
     let result = async {
         if !args.skip_throughput {
-            throughput(&args, &db.url).await?;
+            throughput(&args, &db.url, dir.path()).await?;
         }
         if args.outage_secs > 0 {
             outage(&args, &db.url).await?;
@@ -108,8 +110,17 @@ async fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     }
     .await;
+    println!();
+    println!("load average at the end: {}", loadavg());
     db.close().await;
     result
+}
+
+/// The 1, 5 and 15 minute load averages (other work on the machine skews the figures).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 // ------------------------------------------------------------------ receiver
@@ -275,7 +286,7 @@ fn tally(counts: &Counts) -> (usize, u64) {
 
 // ------------------------------------------------------------------ runs
 
-async fn throughput(args: &Args, admin_url: &str) -> anyhow::Result<()> {
+async fn throughput(args: &Args, admin_url: &str, data_dir: &Path) -> anyhow::Result<()> {
     let url = fresh_db(admin_url, "bench_throughput").await?;
     let master = wagate::crypto::SecretBox::generate_key();
     let secret = signing::generate_secret();
@@ -323,6 +334,7 @@ async fn throughput(args: &Args, admin_url: &str) -> anyhow::Result<()> {
         total as f64 / write.as_secs_f64()
     );
 
+    let cpu_before = cpu(data_dir);
     let server = wagate::server::start(options(&url, &master, webhooks)).await?;
     let t = Instant::now();
     let mut last_report = Instant::now();
@@ -358,6 +370,7 @@ async fn throughput(args: &Args, admin_url: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let drain = t.elapsed();
+    let cpu_after = cpu(data_dir);
     server.shutdown().await?;
     let (unique, duplicates) = tally(&counts);
     println!(
@@ -369,6 +382,17 @@ async fn throughput(args: &Args, admin_url: &str) -> anyhow::Result<()> {
         "  => {:.0} deliveries/s (2xx received and recorded)",
         total as f64 / drain.as_secs_f64()
     );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        let process = after.0 - before.0;
+        let postgres = after.1 - before.1;
+        println!(
+            "  CPU used while draining: {process:.1} s by wagate and the receiver (one process), {postgres:.1} s by PostgreSQL; \
+             {:.0} µs of CPU per delivery, so {:.0} deliveries/s would fill {} CPU(s) with nothing else running",
+            (process + postgres) * 1e6 / total as f64,
+            total as f64 / (process + postgres) * cpus() as f64,
+            cpus()
+        );
+    }
     println!(
         "  receiver: {} requests, {unique} unique webhook-ids, {duplicates} duplicates, {} bad signatures (of a 1-in-50 sample)",
         counts.requests.load(Ordering::Relaxed),
@@ -513,4 +537,60 @@ fn replace_db(url: &str, db: &str) -> String {
         Some(q) => format!("{head}/{db}?{q}"),
         None => format!("{head}/{db}"),
     }
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPU seconds used so far by this process, and by the benchmark's
+/// PostgreSQL (its postmaster, its live backends and those that exited).
+fn cpu(data_dir: &Path) -> Option<(f64, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let stat = |pid: &str| -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may hold spaces.
+        let rest = &text[text.rfind(')')? + 2..];
+        Some(rest.split_whitespace().map(str::to_owned).collect())
+    };
+    // Fields after the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+    let secs = |f: &[String], from: usize, to: usize| -> f64 {
+        f[from..=to]
+            .iter()
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum::<f64>()
+            / tick
+    };
+    let own = stat("self").map(|f| secs(&f, 11, 12))?;
+    let postmaster = find_file(data_dir, "postmaster.pid", 4)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| t.lines().next().map(str::to_owned))?;
+    let mut pg = stat(&postmaster).map(|f| secs(&f, 11, 14))?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.bytes().all(|b| b.is_ascii_digit())
+            && let Some(f) = stat(&name)
+            && f.get(1) == Some(&postmaster)
+        {
+            pg += secs(&f, 11, 12);
+        }
+    }
+    Some((own, pg))
+}
+
+fn find_file(dir: &Path, name: &str, depth: usize) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+        if depth > 0
+            && path.is_dir()
+            && let Some(found) = find_file(&path, name, depth - 1)
+        {
+            return Some(found);
+        }
+    }
+    None
 }

@@ -337,12 +337,20 @@ async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
         let free = slots.available_permits().min(CLAIM_BATCH);
         let mut claimed = Vec::new();
         if free > 0 {
+            let started = Instant::now();
             match app
                 .store
                 .claim_deliveries(free as i64, opts.endpoint_concurrency.max(1) as i64, lease)
                 .await
             {
-                Ok(c) => claimed = c,
+                Ok(c) => {
+                    tracing::debug!(
+                        n = c.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "claimed webhook deliveries"
+                    );
+                    claimed = c
+                }
                 Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
             }
         }
@@ -398,8 +406,16 @@ async fn complete(app: App, mut rx: mpsc::UnboundedReceiver<AttemptResult>) {
         // attempted again (delivery is at least once).
         let mut delay = Duration::from_millis(100);
         for tries in 1.. {
+            let started = Instant::now();
             match app.webhooks.record(&app.store, &batch).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    tracing::debug!(
+                        n = batch.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "recorded webhook attempts"
+                    );
+                    break;
+                }
                 Err(e) if tries < 12 => {
                     tracing::warn!(error = %e, n = batch.len(), "recording webhook attempts");
                     tokio::time::sleep(delay).await;

@@ -13,7 +13,9 @@ use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{HasSqlType, Jsonb, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, HasSqlType, Jsonb, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -116,6 +118,66 @@ pub async fn record_event_at(
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// [`record_event`] for many events at once, in one statement (for callers
+/// that batch, e.g. a webhook processor handling many Meta notifications in
+/// one transaction). Same rules; event times are now, a microsecond apart in
+/// the given order. Returns the event ids in order.
+pub async fn record_events(
+    conn: &mut AsyncPgConnection,
+    events: Vec<NewEvent>,
+) -> StoreResult<Vec<Uuid>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let base = Utc::now();
+    let n = events.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut orgs = Vec::with_capacity(n);
+    let mut wabas = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    for (i, ev) in events.into_iter().enumerate() {
+        debug_assert!(
+            SUBSCRIBABLE.contains(&ev.event),
+            "unknown event {}",
+            ev.event
+        );
+        ids.push(Uuid::new_v4());
+        orgs.push(ev.org_id);
+        wabas.push(ev.waba_id);
+        names.push(ev.event);
+        data.push(ev.data);
+        times.push(base + chrono::Duration::microseconds(i64::try_from(i).unwrap_or(0)));
+    }
+    CachedSql::new(
+        "WITH ev AS (
+            INSERT INTO webhook_events (id, org_id, waba_id, event, data, created_at)
+            SELECT * FROM unnest($1, $2, $3, $4, $5, $6)
+            RETURNING id, org_id, waba_id, event
+         ),
+         d AS (
+            INSERT INTO webhook_deliveries (id, org_id, endpoint_id, event_id, event, trigger, next_attempt_at)
+            SELECT gen_random_uuid(), e.org_id, e.id, ev.id, ev.event, 'event', now()
+            FROM ev JOIN webhook_endpoints e
+              ON e.org_id = ev.org_id AND e.is_active
+             AND (e.events @> ARRAY[ev.event] OR e.events @> ARRAY['*'])
+             AND (e.waba_id IS NULL OR e.waba_id = ev.waba_id)
+            RETURNING 1
+         )
+         SELECT CASE WHEN count(*) > 0 THEN pg_notify('wagate_webhooks', '') END FROM d",
+    )
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<SqlUuid>, _>(orgs)
+    .bind::<Array<Nullable<SqlUuid>>, _>(wabas)
+    .bind::<Array<Text>, _>(names)
+    .bind::<Array<Jsonb>, _>(data)
+    .bind::<Array<Timestamptz>, _>(times)
+    .execute(conn)
+    .await?;
+    Ok(ids)
 }
 
 /// A raw SQL statement that is prepared once per connection and reused:

@@ -2043,3 +2043,109 @@ async fn an_inbound_message_from_the_simulator_arrives_signed() {
     let _ = phone_id;
     s.stop().await;
 }
+
+/// The operator settings, as `wagate serve` parses them: the documented
+/// schedule by default, lengthened over days on request, private targets off.
+#[test]
+fn operator_settings_parse() {
+    use clap::Parser;
+    use wagate::config::{Cli, Command};
+
+    let cli = Cli::try_parse_from(["wagate"]).expect("defaults parse");
+    let o = cli.serve.webhooks.options().expect("default options");
+    assert!(!o.allow_private, "private targets are refused by default");
+    assert_eq!(
+        o.schedule.delays,
+        [60, 300, 900, 3600].map(Duration::from_secs).to_vec()
+    );
+    assert_eq!(o.schedule.max_attempts(), 5);
+    assert_eq!(o.timeout, Duration::from_secs(15));
+    assert_eq!(o.endpoint_concurrency, 16);
+
+    let cli = Cli::try_parse_from([
+        "wagate",
+        "serve",
+        "--webhooks-allow-private",
+        "--webhooks-retry-schedule",
+        "1m,5m,15m,1h,6h,12h,1d,1d",
+        "--webhooks-timeout",
+        "30s",
+        "--webhooks-retry-after-max",
+        "2h",
+        "--webhooks-endpoint-concurrency",
+        "4",
+    ])
+    .expect("flags parse");
+    let Some(Command::Serve(args)) = cli.command else {
+        panic!("serve");
+    };
+    let o = args.webhooks.options().expect("options");
+    assert!(o.allow_private);
+    assert_eq!(o.schedule.max_attempts(), 9);
+    assert_eq!(o.schedule.delays[7], Duration::from_secs(86_400));
+    assert_eq!(o.schedule.retry_after_max, Duration::from_secs(7200));
+    assert_eq!(o.timeout, Duration::from_secs(30));
+    assert_eq!(o.endpoint_concurrency, 4);
+
+    let cli = Cli::try_parse_from(["wagate", "--webhooks-retry-schedule", "soon"]).expect("parses");
+    let err = cli.serve.webhooks.options().expect_err("bad schedule");
+    assert!(
+        err.to_string().contains("WAGATE_WEBHOOKS_RETRY_SCHEDULE"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_events_fans_out_like_single_ones() {
+    let (s, _) = start(fast()).await;
+    let rx = Receiver::start().await;
+    let (key, org_id) = org(&s, "batch@example.com").await;
+    let (_, other_org) = org(&s, "batch-other@example.com").await;
+    let waba = insert_waba(&s, org_id).await;
+    create(&s, &key, json!({"url": rx.url("/all"), "events": ["*"]})).await;
+    create(
+        &s,
+        &key,
+        json!({"url": rx.url("/sent"), "events": ["message.sent"], "wabaId": waba}),
+    )
+    .await;
+    let app = &s.running.as_ref().unwrap().app;
+    let mut conn = app.store.conn().await.expect("conn");
+    let ev = |org_id, waba_id, event, n: i32| NewEvent {
+        org_id,
+        waba_id,
+        event,
+        data: json!({"n": n}),
+    };
+    let ids = conn
+        .transaction::<_, wagate::store::StoreError, _>(async |c| {
+            events::record_events(
+                c,
+                vec![
+                    ev(org_id, Some(waba), events::MESSAGE_SENT, 1),
+                    ev(org_id, None, events::MESSAGE_SENT, 2),
+                    ev(org_id, Some(waba), events::MESSAGE_RECEIVED, 3),
+                    ev(other_org, None, events::MESSAGE_SENT, 4),
+                ],
+            )
+            .await
+        })
+        .await
+        .expect("batch");
+    drop(conn);
+    assert_eq!(ids.len(), 4);
+    let all = rx.wait_for("/all", 3, Duration::from_secs(10)).await;
+    let sent = rx.wait_for("/sent", 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut got: Vec<i64> = rx
+        .received("/all")
+        .iter()
+        .map(|g| g.json()["data"]["n"].as_i64().unwrap())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3], "not the other organization's event");
+    assert_eq!(all.len(), 3);
+    assert_eq!(rx.received("/sent").len(), 1);
+    assert_eq!(sent[0].header("webhook-id"), ids[0].to_string());
+    s.stop().await;
+}
