@@ -26,7 +26,6 @@ use wagate::config::DbArgs;
 use wagate::database::Database;
 use wagate::server::{self, MetaOptions, ServerOptions};
 
-const PHONE: &str = "106540352242922";
 const WABA: &str = "102290129340398";
 
 #[derive(Debug, Parser)]
@@ -60,7 +59,7 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> anyhow::Result<i64> {
 }
 
 /// A webhook as Meta posts it for one inbound message.
-fn payload(task: usize, n: u64, senders: usize, now: i64) -> String {
+fn payload(phone_number_id: &str, task: usize, n: u64, senders: usize, now: i64) -> String {
     let seq = task as u64 * 1_000_000_000 + n;
     let sender = (seq.wrapping_mul(2_654_435_761) % senders as u64) as usize;
     let phone = format!("1555{sender:07}");
@@ -95,7 +94,7 @@ fn payload(task: usize, n: u64, senders: usize, now: i64) -> String {
     }
     json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "changes": [{"field": "messages",
         "value": {"messaging_product": "whatsapp",
-                  "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE},
+                  "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
                   "contacts": [contact], "messages": [message]}}]}]})
     .to_string()
 }
@@ -146,9 +145,16 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     .await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
+    // A fresh organization and phone number id per run, so a reused
+    // DATABASE_URL works too.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let phone = format!(
+        "1065{:011}",
+        u64::from_str_radix(&run[..12], 16).unwrap_or(0) % 100_000_000_000
+    );
     let reg: Value = http
         .post(format!("{base}/auth/register"))
-        .json(&json!({"email": "bench@example.com", "password": "correct horse battery", "name": "Bench"}))
+        .json(&json!({"email": format!("bench-{run}@example.com"), "password": "correct horse battery", "name": "Bench"}))
         .send()
         .await?
         .json()
@@ -160,7 +166,7 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     let creds: Value = http
         .put(format!("{base}/auth/me/credentials"))
         .bearer_auth(&key)
-        .json(&json!({"accessToken": "EAAGbench0000000000000000000000", "phoneNumberId": PHONE, "wabaId": WABA}))
+        .json(&json!({"accessToken": "EAAGbench0000000000000000000000", "phoneNumberId": phone, "wabaId": WABA}))
         .send()
         .await?
         .json()
@@ -185,7 +191,7 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
 
     // Warm-up: connections, pool, caches.
     for n in 0..200 {
-        let body = payload(9_999, n, args.senders, now);
+        let body = payload(&phone, 9_999, n, args.senders, now);
         let sig = wagate_meta::signature::sign(secret, body.as_bytes());
         http.post(format!("{base}/webhooks/whatsapp"))
             .header("x-hub-signature-256", sig)
@@ -195,6 +201,20 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     }
     wait_drained(&mut conn, Duration::from_secs(60)).await?;
 
+    // Bodies and signatures are made up front (that is Meta's work, not
+    // wagate's); a task that runs out makes more on the fly.
+    let per_task = (args.secs as usize * 200).max(100);
+    let prepared: Vec<Vec<(String, String)>> = (0..args.connections)
+        .map(|task| {
+            (0..per_task as u64)
+                .map(|n| {
+                    let body = payload(&phone, task, n, args.senders, now);
+                    let sig = wagate_meta::signature::sign(secret, body.as_bytes());
+                    (body, sig)
+                })
+                .collect()
+        })
+        .collect();
     let before = count(
         &mut conn,
         "SELECT count(*) AS n FROM messages WHERE direction = 'inbound'",
@@ -203,9 +223,10 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.secs);
     let mut tasks = Vec::new();
-    for task in 0..args.connections {
+    for (task, bodies) in prepared.into_iter().enumerate() {
         let url = format!("{base}/webhooks/whatsapp");
         let senders = args.senders;
+        let phone = phone.clone();
         tasks.push(tokio::spawn(async move {
             // One connection per task, kept alive.
             let client = reqwest::Client::builder()
@@ -214,11 +235,15 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
                 .build()?;
             let mut latencies = Vec::new();
             let mut failed = 0u64;
-            let mut n = 0u64;
+            let mut bodies = bodies.into_iter();
+            let mut n = per_task as u64;
             while Instant::now() < deadline {
-                let body = payload(task, n, senders, now);
-                n += 1;
-                let sig = wagate_meta::signature::sign(secret, body.as_bytes());
+                let (body, sig) = bodies.next().unwrap_or_else(|| {
+                    n += 1;
+                    let body = payload(&phone, task, n, senders, now);
+                    let sig = wagate_meta::signature::sign(secret, body.as_bytes());
+                    (body, sig)
+                });
                 let t = Instant::now();
                 let resp = client
                     .post(&url)
@@ -317,7 +342,7 @@ async fn wait_drained(conn: &mut AsyncPgConnection, max: Duration) -> anyhow::Re
         {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Ok(())
 }

@@ -151,8 +151,12 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
     ))?;
     let secrets = SecretBox::from_base64(&opts.master_key)?;
     let webhooks = crate::delivery::Deliverer::new(opts.webhooks.clone(), secrets.clone())?;
-    let inbound = crate::inbound::Inbound::new(store.clone(), inbound_options(&opts.meta, sandbox));
     let dispatch_wake = Arc::new(tokio::sync::Notify::new());
+    let inbound = crate::inbound::Inbound::new(
+        store.clone(),
+        Store::connect(&opts.database_url, crate::inbound::PROCESSOR_POOL)?,
+        inbound_options(&opts.meta, sandbox),
+    );
     let app: App = Arc::new(AppState {
         inbound,
         store: store.clone(),

@@ -30,6 +30,8 @@ pub use receiver::routes;
 
 /// Largest delivery accepted (Meta's own limit is 3 MB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Connections of the processor's pool: one per worker, plus the claim.
+pub const PROCESSOR_POOL: usize = processor::WORKERS + 2;
 
 /// What the receiver needs to know.
 #[derive(Debug, Clone, Default)]
@@ -47,16 +49,21 @@ pub struct Inbound {
     pub options: InboundOptions,
     writer: writer::Writer,
     wake: Arc<Notify>,
+    /// The processor's own connections (see `processor`).
+    processor_store: Store,
 }
 
 impl Inbound {
     /// Its writer tasks start with [`spawn`]; until then bodies queue up.
-    pub fn new(store: Store, options: InboundOptions) -> Inbound {
+    /// `store` serves the writers; `processor_store`, a pool of its own
+    /// (connections are made lazily, by the processor), the processor.
+    pub fn new(store: Store, processor_store: Store, options: InboundOptions) -> Inbound {
         let wake = Arc::new(Notify::new());
         Inbound {
             options,
             writer: writer::Writer::new(store, wake.clone()),
             wake,
+            processor_store,
         }
     }
 
@@ -79,5 +86,10 @@ pub fn spawn(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::Joi
         );
     }
     app.inbound.writer.spawn();
-    processor::spawn(app.clone(), app.inbound.wake.clone(), shutdown)
+    processor::spawn(
+        app.clone(),
+        app.inbound.processor_store.clone(),
+        app.inbound.wake.clone(),
+        shutdown,
+    )
 }

@@ -20,13 +20,16 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 use wagate_meta::WebhookPayload;
 
-use crate::app::{App, AppState};
+use crate::app::App;
 use crate::domain::inbound as domain;
 use crate::store::inbound::{self as store, ClaimedDelivery, Finish, state};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Store, StoreError, StoreResult};
 
 /// Deliveries claimed at once.
 pub const BATCH: i64 = 256;
+/// Batches processed at once per instance: while one waits on PostgreSQL
+/// the other works, and a full batch wakes the next worker.
+pub const WORKERS: usize = 2;
 /// Longer than any batch takes; a crashed worker's claim expires after it.
 pub const LEASE: Duration = Duration::from_secs(60);
 /// Claims (processing runs) before a delivery is marked failed.
@@ -37,19 +40,21 @@ const DEBOUNCE: Duration = Duration::from_millis(2);
 /// How often old deliveries and early statuses are cleaned up.
 const HOUSEKEEPING: Duration = Duration::from_secs(600);
 
+/// Starts processing: `store` is the processor's own pool.
 pub fn spawn(
     app: App,
+    store: Store,
     wake: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let listen = tokio::spawn(listen(app.clone(), wake.clone(), shutdown.clone()));
-    let store = app.store.clone();
+    let housekeeping_store = app.store.clone();
     let housekeeping = app.workers.spawn(
         "inbound-housekeeping",
         HOUSEKEEPING,
         shutdown.clone(),
         move || {
-            let store = store.clone();
+            let store = housekeeping_store.clone();
             async move {
                 store
                     .inbound_housekeeping(
@@ -63,16 +68,94 @@ pub fn spawn(
             }
         },
     );
-    let run = tokio::spawn(run(app, wake, shutdown));
-    vec![listen, housekeeping, run]
+    vec![
+        listen,
+        housekeeping,
+        on_own_thread(app, store, wake, shutdown),
+    ]
 }
 
-async fn run(app: App, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+/// Runs the workers on a thread and runtime of their own, with their own
+/// connections (established there, so their I/O runs there too): a batch is
+/// hundreds of short round trips, and on the server's runtime, behind
+/// thousands of request tasks, each would wait its turn. This way a flood of
+/// deliveries cannot starve processing, nor processing slow down the 200s.
+fn on_own_thread(
+    app: App,
+    store: Store,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let workers = {
+        let (app, store, wake, shutdown) =
+            (app.clone(), store.clone(), wake.clone(), shutdown.clone());
+        async move {
+            let tasks: Vec<_> = (0..WORKERS)
+                .map(|_| {
+                    tokio::spawn(run(
+                        app.clone(),
+                        store.clone(),
+                        wake.clone(),
+                        shutdown.clone(),
+                    ))
+                })
+                .collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    };
+    let thread = std::thread::Builder::new()
+        .name("wagate-inbound".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(workers),
+                Err(e) => tracing::error!(error = %e, "inbound processor runtime"),
+            }
+            let _ = done.send(());
+        });
+    match thread {
+        Ok(_) => tokio::spawn(async move {
+            let _ = finished.await;
+        }),
+        Err(e) => {
+            // No thread to be had: share the server's runtime.
+            tracing::warn!(error = %e, "inbound processor thread; running on the server's runtime");
+            tokio::spawn(async move {
+                let tasks: Vec<_> = (0..WORKERS)
+                    .map(|_| {
+                        tokio::spawn(run(
+                            app.clone(),
+                            store.clone(),
+                            wake.clone(),
+                            shutdown.clone(),
+                        ))
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            })
+        }
+    }
+}
+
+async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
     loop {
         app.workers.beat("inbound", POLL * 5);
-        match process_once(&app, BATCH).await {
-            // More may be waiting: claim again at once.
-            Ok(n) if n > 0 && !*shutdown.borrow() => continue,
+        match process_once(&store, BATCH).await {
+            // More may be waiting: claim again at once, and let another
+            // worker help when the batch was full.
+            Ok(n) if n > 0 && !*shutdown.borrow() => {
+                if n as i64 == BATCH {
+                    wake.notify_one();
+                }
+                continue;
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "inbound processing"),
         }
@@ -95,9 +178,9 @@ struct Item {
 }
 
 /// Claims and processes up to `limit` deliveries; returns how many.
-pub async fn process_once(app: &AppState, limit: i64) -> StoreResult<usize> {
+pub async fn process_once(store: &Store, limit: i64) -> StoreResult<usize> {
     let token = Uuid::new_v4();
-    let claimed = app.store.claim_inbound(limit, LEASE, token).await?;
+    let claimed = store.claim_inbound(limit, LEASE, token).await?;
     if claimed.is_empty() {
         return Ok(0);
     }
@@ -110,11 +193,18 @@ pub async fn process_once(app: &AppState, limit: i64) -> StoreResult<usize> {
         })
         .collect();
     let n = items.len();
-    let mut conn = app.store.conn().await?;
+    let mut conn = store.conn().await?;
     let all: Vec<&Item> = items.iter().collect();
-    let batch = conn
+    let mut batch = conn
         .transaction::<_, StoreError, _>(async |c| apply(c, token, &all).await)
         .await;
+    if batch.is_err() {
+        // A conflict with another worker (a deadlock on a contact both
+        // batches create) usually clears on a second try.
+        batch = conn
+            .transaction::<_, StoreError, _>(async |c| apply(c, token, &all).await)
+            .await;
+    }
     if let Err(e) = batch {
         if n > 1 {
             tracing::debug!(error = %e, deliveries = n, "batch failed; one delivery at a time");

@@ -357,25 +357,29 @@ pub async fn relink_contact(
     let Some((identifier, identifier_type)) = identity.identifier() else {
         return Ok((keep.clone(), Vec::new()));
     };
-    type Cond = Box<
-        dyn BoxableExpression<contacts::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>,
-    >;
-    let mut holds: Cond = Box::new(contacts::identifier.eq(identifier.clone()));
-    if let Some(b) = &identity.bsuid {
-        holds = Box::new(holds.or(contacts::bsuid.eq(b.clone()).assume_not_null()));
+    let mut others: Vec<ContactRow> = contacts_matching(
+        conn,
+        &[keep.phone_id],
+        std::slice::from_ref(&identifier),
+        identity.bsuid.as_slice(),
+        identity.wa_id.as_slice(),
+    )
+    .await?
+    .into_iter()
+    .filter(|c| c.id != keep.id)
+    .collect();
+    others.sort_by_key(|c| c.id);
+    // Locked before they are merged away.
+    let ids: Vec<Uuid> = others.iter().map(|c| c.id).collect();
+    if !ids.is_empty() {
+        contacts::table
+            .filter(contacts::id.eq_any(&ids))
+            .order(contacts::id)
+            .select(contacts::id)
+            .for_update()
+            .load::<Uuid>(conn)
+            .await?;
     }
-    if let Some(w) = &identity.wa_id {
-        holds = Box::new(holds.or(contacts::wa_id.eq(w.clone()).assume_not_null()));
-    }
-    let others: Vec<ContactRow> = contacts::table
-        .filter(contacts::phone_id.eq(keep.phone_id))
-        .filter(contacts::id.ne(keep.id))
-        .filter(holds)
-        .order(contacts::id)
-        .select(ContactRow::as_select())
-        .for_update()
-        .load(conn)
-        .await?;
     let mut merged = Vec::with_capacity(others.len());
     for other in &others {
         merge_contact(conn, keep.id, other.id).await?;
@@ -448,6 +452,8 @@ async fn merge_contact(conn: &mut AsyncPgConnection, keep: Uuid, absorb: Uuid) -
 
 /// The conversations of these (org, phone, contact) triples, created when
 /// missing (with no messages yet: [`touch_conversations`] moves them on).
+/// Existing ones are read, not locked, so batches sharing a conversation
+/// only wait for each other at the touch, just before they commit.
 pub async fn ensure_conversations(
     conn: &mut AsyncPgConnection,
     keys: &[(Uuid, Uuid, Uuid)],
@@ -470,15 +476,24 @@ pub async fn ensure_conversations(
             updated_at: now,
         })
         .collect();
-    // A no-op update, so existing rows come back too.
-    Ok(diesel::insert_into(conversations::table)
+    diesel::insert_into(conversations::table)
         .values(&rows)
         .on_conflict((conversations::phone_id, conversations::contact_id))
-        .do_update()
-        .set(conversations::contact_id.eq(excluded(conversations::contact_id)))
-        .returning(ConversationRow::as_returning())
-        .get_results(conn)
-        .await?)
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    let phones: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
+    let contacts: Vec<Uuid> = keys.iter().map(|k| k.2).collect();
+    let wanted: std::collections::HashSet<(Uuid, Uuid)> = keys.iter().map(|k| (k.1, k.2)).collect();
+    Ok(conversations::table
+        .filter(conversations::phone_id.eq_any(&phones))
+        .filter(conversations::contact_id.eq_any(&contacts))
+        .select(ConversationRow::as_select())
+        .load::<ConversationRow>(conn)
+        .await?
+        .into_iter()
+        .filter(|c| wanted.contains(&(c.phone_id, c.contact_id)))
+        .collect())
 }
 
 /// What new messages did to a conversation.
@@ -916,4 +931,78 @@ pub async fn waba(conn: &mut AsyncPgConnection, id: Uuid) -> StoreResult<Option<
         .first(conn)
         .await
         .optional()?)
+}
+
+/// The contacts of these phones' inboxes known by any of these identifiers,
+/// BSUIDs or phone numbers: one indexed lookup per column (an `OR` across
+/// them would scan the table). Not locked: a batch that only reads a known
+/// contact must not wait for another batch that reads it too; writers lock
+/// what they change.
+pub async fn contacts_matching(
+    conn: &mut AsyncPgConnection,
+    phone_ids: &[Uuid],
+    identifiers: &[String],
+    bsuids: &[String],
+    wa_ids: &[String],
+) -> StoreResult<Vec<ContactRow>> {
+    let mut found: Vec<ContactRow> = Vec::new();
+    if phone_ids.is_empty() {
+        return Ok(found);
+    }
+    if !identifiers.is_empty() {
+        found.extend(
+            contacts::table
+                .filter(contacts::phone_id.eq_any(phone_ids))
+                .filter(contacts::identifier.eq_any(identifiers))
+                .select(ContactRow::as_select())
+                .load::<ContactRow>(conn)
+                .await?,
+        );
+    }
+    if !bsuids.is_empty() {
+        found.extend(
+            contacts::table
+                .filter(contacts::phone_id.eq_any(phone_ids))
+                .filter(contacts::bsuid.is_not_null())
+                .filter(contacts::bsuid.eq_any(bsuids))
+                .select(ContactRow::as_select())
+                .load::<ContactRow>(conn)
+                .await?,
+        );
+    }
+    if !wa_ids.is_empty() {
+        found.extend(
+            contacts::table
+                .filter(contacts::phone_id.eq_any(phone_ids))
+                .filter(contacts::wa_id.is_not_null())
+                .filter(contacts::wa_id.eq_any(wa_ids))
+                .select(ContactRow::as_select())
+                .load::<ContactRow>(conn)
+                .await?,
+        );
+    }
+    found.sort_by_key(|c| c.id);
+    found.dedup_by_key(|c| c.id);
+    Ok(found)
+}
+
+/// Creates contacts in one statement, in the order given (callers sort
+/// them, so concurrent batches take the same locks in the same order); a
+/// contact another batch created meanwhile (same identifier) is returned as
+/// that batch made it.
+pub async fn insert_contacts(
+    conn: &mut AsyncPgConnection,
+    rows: &[ContactRow],
+) -> StoreResult<Vec<ContactRow>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::insert_into(contacts::table)
+        .values(rows)
+        .on_conflict((contacts::phone_id, contacts::identifier))
+        .do_update()
+        .set(contacts::updated_at.eq(excluded(contacts::updated_at)))
+        .returning(ContactRow::as_returning())
+        .get_results(conn)
+        .await?)
 }

@@ -1304,3 +1304,79 @@ async fn every_meta_webhook_sample_produces_its_records() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batched_events_match_record_event() {
+    let s = TestServer::start().await;
+    let (key, _, waba_id) = connect(&s, "events@example.com").await;
+    let mut endpoints = Vec::new();
+    for body in [
+        json!({"url": "https://93.184.216.34/all", "events": ["*"]}),
+        json!({"url": "https://93.184.216.34/statuses", "events": ["message.status_updated"]}),
+        json!({"url": "https://93.184.216.34/waba", "events": ["message.received"], "wabaId": waba_id}),
+        json!({"url": "https://93.184.216.34/off", "events": ["*"], "isActive": false}),
+    ] {
+        let (st, created) = s
+            .rest()
+            .post("/v1/outgoing-webhooks", Some(&key), body)
+            .await;
+        assert_eq!(st, 201, "{created}");
+        endpoints.push(created["data"]["id"].as_str().expect("id").to_owned());
+    }
+    let p = text_payload(PHONE, "16505551234", "wamid.EV", "hi", 1_750_000_000);
+    assert_eq!(post_json(&s, &p).await, 200);
+    wait_processed(&s).await;
+    let batched = rows(&s, "SELECT id, org_id, waba_id, event, data FROM webhook_events WHERE event = 'message.received'").await;
+    assert_eq!(batched.len(), 1);
+    let b = &batched[0];
+
+    // The same event through record_event.
+    let mut conn = db(&s).await;
+    let org = uuid::Uuid::parse_str(b["org_id"].as_str().expect("org")).expect("uuid");
+    let waba = uuid::Uuid::parse_str(&waba_id).expect("uuid");
+    let single = wagate::store::events::record_event(
+        &mut conn,
+        wagate::store::events::NewEvent {
+            org_id: org,
+            waba_id: Some(waba),
+            event: wagate::store::events::MESSAGE_RECEIVED,
+            data: b["data"].clone(),
+        },
+    )
+    .await
+    .expect("record_event");
+    let r = rows(
+        &s,
+        &format!(
+            "SELECT org_id, waba_id, event, data FROM webhook_events WHERE id = {}::uuid",
+            lit(&single.to_string())
+        ),
+    )
+    .await;
+    let mut want = b.clone();
+    want.as_object_mut().expect("object").remove("id");
+    assert_eq!(r, vec![want], "the same event row");
+    let deliveries = |event_id: String| {
+        let s = &s;
+        async move {
+            rows(s, &format!(
+                "SELECT org_id, endpoint_id, event, trigger FROM webhook_deliveries WHERE event_id = {}::uuid ORDER BY endpoint_id",
+                lit(&event_id))).await
+        }
+    };
+    let from_batch = deliveries(b["id"].as_str().expect("id").to_owned()).await;
+    let from_single = deliveries(single.to_string()).await;
+    assert_eq!(from_batch, from_single, "the same deliveries");
+    let mut subscribed: Vec<String> = from_batch
+        .iter()
+        .map(|d| d["endpoint_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    subscribed.sort();
+    let mut expected = vec![endpoints[0].clone(), endpoints[2].clone()];
+    expected.sort();
+    assert_eq!(
+        subscribed, expected,
+        "'*' and the WABA's message.received endpoint, not the inactive or unsubscribed ones"
+    );
+    s.stop().await;
+}

@@ -44,7 +44,7 @@ use crate::domain::identity::Identity;
 use crate::domain::message_view::event_data;
 use crate::store::StoreResult;
 use crate::store::contacts::{ContactRow, upsert_contact};
-use crate::store::events::{MESSAGE_RECEIVED, MESSAGE_SENT, NewEvent, record_event};
+use crate::store::events::{MESSAGE_RECEIVED, MESSAGE_SENT, NewEvent, record_events};
 use crate::store::inbound::{self as store, ConversationTouch};
 use crate::store::messages::MessageRow;
 use crate::store::phones::{PhoneRow, WabaRow};
@@ -108,6 +108,7 @@ pub async fn apply(
     }
     batch.flush_messages(conn).await?;
     batch.flush_statuses(conn).await?;
+    record_events(conn, std::mem::take(&mut batch.events)).await?;
     for (change, wabas) in &others {
         for waba in wabas {
             fields::apply(conn, change, waba).await?;
@@ -177,8 +178,13 @@ struct Batch {
     known: HashMap<IdentityKey, Uuid>,
     /// Contacts merged into another by an identity change.
     merged: HashMap<Uuid, Uuid>,
+    /// The batch's senders' contacts, read up front so a known contact costs
+    /// no query; None once an identity change makes it stale.
+    existing: Option<Vec<ContactRow>>,
     pending: Vec<Pending>,
     statuses: Vec<(Uuid, Status)>,
+    /// Customer events of the batch, in order, recorded together at the end.
+    events: Vec<NewEvent>,
 }
 
 impl Batch {
@@ -206,11 +212,12 @@ impl Batch {
         }
         let phone_ids: Vec<&str> = phone_ids.into_iter().collect();
         let waba_ids: Vec<&str> = waba_ids.into_iter().collect();
-        let phones = store::phones_by_meta_ids(conn, &phone_ids)
+        let phones: HashMap<String, PhoneRow> = store::phones_by_meta_ids(conn, &phone_ids)
             .await?
             .into_iter()
             .map(|p| (p.meta_phone_number_id.clone(), p))
             .collect();
+        let existing = preload_contacts(conn, payloads, &phones).await?;
         let mut wabas: HashMap<String, Vec<WabaRow>> = HashMap::new();
         for w in store::wabas_by_meta_ids(conn, &waba_ids).await? {
             if let Some(id) = w.meta_waba_id.clone() {
@@ -223,8 +230,10 @@ impl Batch {
             contacts: HashMap::new(),
             known: HashMap::new(),
             merged: HashMap::new(),
+            existing: Some(existing),
             pending: Vec::new(),
             statuses: Vec::new(),
+            events: Vec::new(),
         })
     }
 
@@ -259,11 +268,67 @@ impl Batch {
         if let Some(id) = self.known.get(&k) {
             return Ok(Some(self.resolve(*id)));
         }
-        let row = upsert_contact(conn, phone.org_id, phone.id, &identity).await?;
+        let row = match &self.existing {
+            // The batch's senders were preloaded: no lookup needed.
+            Some(_) => match self.existing_match(phone.id, &identity) {
+                Some(found) => {
+                    let merged = merge(&identity, &found.identity());
+                    if merged == found.identity() {
+                        // Known, and the message tells nothing new: no query.
+                        found
+                    } else {
+                        // Something new (a name, a BSUID): completed, and
+                        // merged with any contact that already held it.
+                        let (row, merged_ids) =
+                            store::relink_contact(conn, &found, &merged).await?;
+                        self.absorb(&merged_ids, row.id);
+                        row
+                    }
+                }
+                None => {
+                    let mut rows =
+                        store::insert_contacts(conn, &[new_contact(phone, &identity)]).await?;
+                    match rows.pop() {
+                        Some(row) => row,
+                        None => upsert_contact(conn, phone.org_id, phone.id, &identity).await?,
+                    }
+                }
+            },
+            None => upsert_contact(conn, phone.org_id, phone.id, &identity).await?,
+        };
         let id = row.id;
+        if let Some(list) = &mut self.existing {
+            list.retain(|c| c.id != id);
+            list.push(row.clone());
+        }
         self.known.insert(k, id);
         self.contacts.insert(id, row);
         Ok(Some(id))
+    }
+
+    /// Records that these contacts were merged into `into`.
+    fn absorb(&mut self, merged: &[Uuid], into: Uuid) {
+        for m in merged {
+            self.merged.insert(*m, into);
+            self.contacts.remove(m);
+            if let Some(list) = &mut self.existing {
+                list.retain(|c| c.id != *m);
+            }
+        }
+        if !merged.is_empty() {
+            self.known.clear();
+        }
+    }
+
+    /// The preloaded contact `upsert_contact` would pick for this identity:
+    /// the oldest holding its identifier, BSUID or phone.
+    fn existing_match(&self, phone_id: Uuid, identity: &Identity) -> Option<ContactRow> {
+        self.existing
+            .as_ref()?
+            .iter()
+            .filter(|c| holds(c, phone_id, identity))
+            .min_by_key(|c| c.created_at)
+            .cloned()
     }
 
     /// Gives the contact known as `old` a new identity (`change` applied to
@@ -299,6 +364,7 @@ impl Batch {
         }
         // Identities cached so far may now point elsewhere.
         self.known.clear();
+        self.existing = None;
         let id = row.id;
         self.contacts.insert(id, row);
         Ok(Some(id))
@@ -341,21 +407,7 @@ impl Batch {
             self.inbound_message(conn, phone, value, m).await?;
         }
         for e in &value.message_echoes {
-            let mut to = identity_of(value.echo_recipient(e));
-            // Some captures name the business as `to` and the user as `from`.
-            let business = digits(
-                value
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.display_phone_number.as_deref())
-                    .unwrap_or_default(),
-            );
-            if !business.is_empty()
-                && to.wa_id.as_deref().map(digits).as_deref() == Some(business.as_str())
-            {
-                let from = e.from.clone().filter(|f| digits(f) != business);
-                to = Identity { wa_id: from, ..to }.normalised();
-            }
+            let to = echo_identity(value, e);
             let contact = self.contact(conn, phone, to.clone()).await?;
             let shape = content::echo(e);
             let mut row = message_row(
@@ -510,16 +562,12 @@ impl Batch {
                 continue;
             };
             let contact = r.contact_id.and_then(|c| self.contacts.get(&c));
-            record_event(
-                conn,
-                NewEvent {
-                    org_id: r.org_id,
-                    waba_id: Some(phone.waba_id),
-                    event: events.get(&r.id).copied().unwrap_or(MESSAGE_RECEIVED),
-                    data: event_data(r, contact, phone),
-                },
-            )
-            .await?;
+            self.events.push(NewEvent {
+                org_id: r.org_id,
+                waba_id: Some(phone.waba_id),
+                event: events.get(&r.id).copied().unwrap_or(MESSAGE_RECEIVED),
+                data: event_data(r, contact, phone),
+            });
         }
         Ok(())
     }
@@ -572,7 +620,7 @@ impl Batch {
                     self.learn_identity(conn, &phone, cid, s).await?;
                 }
                 let contact = msg.contact_id.and_then(|c| self.contacts.get(&c));
-                statuses::apply(conn, msg, contact, &phone, s).await?;
+                statuses::apply(conn, msg, contact, &phone, s, &mut self.events).await?;
             }
         }
         Ok(())
@@ -619,6 +667,161 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// A new contact of the phone's inbox for this (non-empty) identity.
+fn new_contact(phone: &PhoneRow, identity: &Identity) -> ContactRow {
+    let (identifier, identifier_type) = identity
+        .identifier()
+        .unwrap_or_else(|| (String::new(), "phone"));
+    let now = Utc::now();
+    ContactRow {
+        id: Uuid::new_v4(),
+        org_id: phone.org_id,
+        phone_id: phone.id,
+        identifier,
+        identifier_type: identifier_type.to_owned(),
+        wa_id: identity.wa_id.clone(),
+        bsuid: identity.bsuid.clone(),
+        parent_bsuid: identity.parent_bsuid.clone(),
+        username: identity.username.clone(),
+        profile_name: identity.profile_name.clone(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// What `upsert_contact` keeps: the new values, else the known ones.
+fn merge(new: &Identity, known: &Identity) -> Identity {
+    Identity {
+        wa_id: new.wa_id.clone().or(known.wa_id.clone()),
+        bsuid: new.bsuid.clone().or(known.bsuid.clone()),
+        parent_bsuid: new.parent_bsuid.clone().or(known.parent_bsuid.clone()),
+        username: new.username.clone().or(known.username.clone()),
+        profile_name: new.profile_name.clone().or(known.profile_name.clone()),
+    }
+}
+
+/// Who the batch's messages come from and its echoes go to, phone by
+/// phone, in order. Senders of identity changes are left out: those go
+/// through `Batch::relink`.
+fn senders<'a>(
+    payloads: &'a [&'a WebhookPayload],
+    phones: &'a HashMap<String, PhoneRow>,
+) -> Vec<(&'a PhoneRow, Identity)> {
+    let mut out = Vec::new();
+    for p in payloads {
+        for (pnid, value) in p.messages_values() {
+            let Some(phone) = phones.get(pnid) else {
+                continue;
+            };
+            for m in &value.messages {
+                if let MessageContent::System(sys) = &m.content
+                    && changes_identity(sys.kind.as_ref())
+                {
+                    continue;
+                }
+                out.push((phone, identity_of(value.sender(m))));
+            }
+            for e in &value.message_echoes {
+                out.push((phone, echo_identity(value, e)));
+            }
+        }
+    }
+    out
+}
+
+/// Who an SMB echo went to. Some captures name the business as `to` and
+/// the user as `from`: the business's own number is never the contact.
+fn echo_identity(value: &MessagesValue, e: &wagate_meta::webhook::MessageEcho) -> Identity {
+    let to = identity_of(value.echo_recipient(e));
+    let business = digits(
+        value
+            .metadata
+            .as_ref()
+            .and_then(|m| m.display_phone_number.as_deref())
+            .unwrap_or_default(),
+    );
+    if !business.is_empty() && to.wa_id.as_deref().map(digits).as_deref() == Some(business.as_str())
+    {
+        let from = e.from.clone().filter(|f| digits(f) != business);
+        return Identity { wa_id: from, ..to }.normalised();
+    }
+    to
+}
+
+/// Whether `c` is the contact `upsert_contact` would take for `identity`:
+/// same inbox, and it holds the identifier, the BSUID or the phone.
+fn holds(c: &ContactRow, phone_id: Uuid, identity: &Identity) -> bool {
+    let Some((identifier, _)) = identity.identifier() else {
+        return false;
+    };
+    c.phone_id == phone_id
+        && (c.identifier == identifier
+            || (identity.bsuid.is_some() && c.bsuid == identity.bsuid)
+            || (identity.wa_id.is_some() && c.wa_id == identity.wa_id))
+}
+
+/// Reads the contacts of the batch's senders (a few indexed queries), and
+/// creates those nobody holds yet with one insert, sorted by phone and
+/// identifier: concurrent batches then wait for each other in one order
+/// instead of deadlocking. Senders that turn out to be one person (a phone
+/// in one message, the same phone with its BSUID in another) become one
+/// contact.
+async fn preload_contacts(
+    conn: &mut AsyncPgConnection,
+    payloads: &[&WebhookPayload],
+    phones: &HashMap<String, PhoneRow>,
+) -> StoreResult<Vec<ContactRow>> {
+    let people = senders(payloads, phones);
+    let mut phone_ids = HashSet::new();
+    let (mut identifiers, mut bsuids, mut wa_ids) =
+        (HashSet::new(), HashSet::new(), HashSet::new());
+    for (phone, i) in &people {
+        let Some((identifier, _)) = i.identifier() else {
+            continue;
+        };
+        phone_ids.insert(phone.id);
+        identifiers.insert(identifier);
+        bsuids.extend(i.bsuid.clone());
+        wa_ids.extend(i.wa_id.clone());
+    }
+    let v = |s: HashSet<String>| s.into_iter().collect::<Vec<_>>();
+    let phone_ids: Vec<Uuid> = phone_ids.into_iter().collect();
+    let mut existing =
+        store::contacts_matching(conn, &phone_ids, &v(identifiers), &v(bsuids), &v(wa_ids)).await?;
+    let mut planned: Vec<ContactRow> = Vec::new();
+    for (phone, identity) in &people {
+        if identity.identifier().is_none() || existing.iter().any(|c| holds(c, phone.id, identity))
+        {
+            continue;
+        }
+        let matching: Vec<usize> = (0..planned.len())
+            .filter(|&i| holds(&planned[i], phone.id, identity))
+            .collect();
+        let Some((&first, rest)) = matching.split_first() else {
+            planned.push(new_contact(phone, identity));
+            continue;
+        };
+        let mut merged = merge(identity, &planned[first].identity());
+        for &i in rest.iter().rev() {
+            merged = merge(&merged, &planned[i].identity());
+            planned.remove(i);
+        }
+        let row = &mut planned[first];
+        if let Some((identifier, kind)) = merged.identifier() {
+            row.identifier = identifier;
+            row.identifier_type = kind.to_owned();
+        }
+        row.wa_id = merged.wa_id;
+        row.bsuid = merged.bsuid;
+        row.parent_bsuid = merged.parent_bsuid;
+        row.username = merged.username;
+        row.profile_name = merged.profile_name;
+    }
+    planned.sort_by(|a, b| (a.phone_id, &a.identifier).cmp(&(b.phone_id, &b.identifier)));
+    existing.extend(store::insert_contacts(conn, &planned).await?);
+    Ok(existing)
 }
 
 fn changes_identity(kind: Option<&SystemKind>) -> bool {

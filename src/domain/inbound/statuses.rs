@@ -23,7 +23,7 @@ use wagate_meta::webhook::{Status, StatusKind};
 use crate::domain::message_view::event_data;
 use crate::store::StoreResult;
 use crate::store::contacts::ContactRow;
-use crate::store::events::{MESSAGE_SENT, MESSAGE_STATUS_UPDATED, NewEvent, record_event};
+use crate::store::events::{MESSAGE_SENT, MESSAGE_STATUS_UPDATED, NewEvent, record_events};
 use crate::store::inbound as store;
 use crate::store::messages::{MessageRow, MetaFailure, StatusUpdate, apply_status, rank};
 use crate::store::phones::PhoneRow;
@@ -85,8 +85,9 @@ fn failure(s: &Status) -> MetaFailure {
     }
 }
 
-/// Applies one status to a message the caller holds locked, mirrors the
-/// change on `msg` and records the customer event. Returns whether the
+/// Applies one status to a message the caller holds locked and mirrors the
+/// change on `msg`; the customer event it calls for is pushed to `events`
+/// (recorded by the caller in the same transaction). Returns whether the
 /// message's status changed.
 pub(crate) async fn apply(
     conn: &mut AsyncPgConnection,
@@ -94,6 +95,7 @@ pub(crate) async fn apply(
     contact: Option<&ContactRow>,
     phone: &PhoneRow,
     s: &Status,
+    events: &mut Vec<NewEvent>,
 ) -> StoreResult<bool> {
     let Some(update) = update_of(s) else {
         tracing::debug!(wamid = %s.id, status = %s.status, "status outside the lifecycle ignored");
@@ -128,16 +130,12 @@ pub(crate) async fn apply(
     } else {
         MESSAGE_STATUS_UPDATED
     };
-    record_event(
-        conn,
-        NewEvent {
-            org_id: msg.org_id,
-            waba_id: Some(phone.waba_id),
-            event,
-            data: event_data(msg, contact, phone),
-        },
-    )
-    .await?;
+    events.push(NewEvent {
+        org_id: msg.org_id,
+        waba_id: Some(phone.waba_id),
+        event,
+        data: event_data(msg, contact, phone),
+    });
     Ok(true)
 }
 
@@ -173,9 +171,11 @@ pub async fn reconcile_orphans(conn: &mut AsyncPgConnection, msg: &MessageRow) -
             update_of(s).map_or(0, |u| rank(u.status)),
         )
     });
+    let mut events = Vec::new();
     for s in &statuses {
-        apply(conn, &mut current, contact.as_ref(), &phone, s).await?;
+        apply(conn, &mut current, contact.as_ref(), &phone, s, &mut events).await?;
     }
+    record_events(conn, events).await?;
     Ok(())
 }
 
