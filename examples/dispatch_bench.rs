@@ -156,9 +156,16 @@ async fn main() -> anyhow::Result<()> {
 
 async fn set_tier(url: &str, phone_id: &str, mps: u32) -> anyhow::Result<()> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    diesel::sql_query(format!("UPDATE phone_numbers SET throughput_mps = {mps}, pacing_tat = now() WHERE id = '{phone_id}'"))
-        .execute(&mut conn)
-        .await?;
+    diesel::sql_query(format!(
+        "UPDATE phone_numbers SET throughput_mps = {mps} WHERE id = '{phone_id}'"
+    ))
+    .execute(&mut conn)
+    .await?;
+    diesel::sql_query(format!(
+        "UPDATE phone_pacing SET tat = now() WHERE phone_id = '{phone_id}'"
+    ))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }
 

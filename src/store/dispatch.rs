@@ -1,5 +1,5 @@
 //! The dispatcher's SQL: claiming due messages per phone at the phone's pace
-//! (GCRA state in `phone_numbers.pacing_tat`, so the pace holds across
+//! (GCRA state in `phone_pacing`, so the pace holds across
 //! instances) and each recipient's pair rate (`pair_pacing`), recording
 //! outcomes fenced by the lease token, and settling lost leases.
 use std::collections::HashMap;
@@ -13,7 +13,8 @@ use super::contacts::ContactRow;
 use super::messages::{MessageRow, NewMessageEvent};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{
-    contacts, message_events, messages, orphan_statuses, pair_pacing, phone_numbers, wabas,
+    contacts, message_events, messages, orphan_statuses, pair_pacing, phone_numbers, phone_pacing,
+    wabas,
 };
 use super::{Store, StoreError, StoreResult};
 
@@ -64,14 +65,17 @@ pub enum Outcome {
 }
 
 impl Store {
-    /// Phones with messages due now.
+    /// Phones with messages due now: one index probe per phone (a
+    /// `DISTINCT` over the due messages would read the whole backlog).
     pub async fn due_phones(&self, limit: i64) -> StoreResult<Vec<Uuid>> {
         let mut conn = self.conn().await?;
-        Ok(messages::table
+        let due = messages::table
+            .filter(messages::phone_id.eq(phone_numbers::id))
             .filter(messages::status.eq_any(DUE))
-            .filter(messages::next_attempt_at.le(Utc::now()))
-            .select(messages::phone_id)
-            .distinct()
+            .filter(messages::next_attempt_at.le(Utc::now()));
+        Ok(phone_numbers::table
+            .filter(diesel::dsl::exists(due))
+            .select(phone_numbers::id)
             .limit(limit)
             .load(&mut conn)
             .await?)
@@ -419,16 +423,41 @@ impl Store {
     /// Pauses a phone's pace (Meta answered 130429 for the number).
     pub async fn slow_phone(&self, phone_id: Uuid, until: DateTime<Utc>) -> StoreResult<()> {
         let mut conn = self.conn().await?;
-        diesel::update(
-            phone_numbers::table
-                .find(phone_id)
-                .filter(phone_numbers::pacing_tat.lt(until)),
-        )
-        .set(phone_numbers::pacing_tat.eq(until))
-        .execute(&mut conn)
-        .await?;
+        diesel::insert_into(phone_pacing::table)
+            .values((
+                phone_pacing::phone_id.eq(phone_id),
+                phone_pacing::tat.eq(until),
+            ))
+            .on_conflict(phone_pacing::phone_id)
+            .do_update()
+            .set(
+                phone_pacing::tat.eq(diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+                    "GREATEST(phone_pacing.tat, excluded.tat)",
+                )),
+            )
+            .execute(&mut conn)
+            .await?;
         Ok(())
     }
+}
+
+/// Locks the phone's pacing row (created on first use) and returns its
+/// theoretical arrival time: claims for one phone queue here, across
+/// instances, while the phone row itself stays unlocked (every accepted
+/// send's foreign key check reads it).
+async fn lock_pacing(c: &mut AsyncPgConnection, phone_id: Uuid) -> StoreResult<DateTime<Utc>> {
+    Ok(diesel::insert_into(phone_pacing::table)
+        .values((
+            phone_pacing::phone_id.eq(phone_id),
+            phone_pacing::tat.eq(diesel::dsl::now),
+        ))
+        .on_conflict(phone_pacing::phone_id)
+        .do_update()
+        // A no-op update: locks the row and returns it.
+        .set(phone_pacing::tat.eq(phone_pacing::tat))
+        .returning(phone_pacing::tat)
+        .get_result(c)
+        .await?)
 }
 
 async fn claim_phone_on(
@@ -437,22 +466,17 @@ async fn claim_phone_on(
     pace: Pace,
     max: i64,
 ) -> StoreResult<Option<PhoneClaim>> {
-    // Locking the phone row serialises claims for this phone across instances.
-    let Some((phone, tat)) = phone_numbers::table
+    let Some((phone, waba)) = phone_numbers::table
+        .inner_join(wabas::table)
         .filter(phone_numbers::id.eq(phone_id))
-        .select((PhoneRow::as_select(), phone_numbers::pacing_tat))
-        .for_update()
-        .first::<(PhoneRow, DateTime<Utc>)>(c)
+        .select((PhoneRow::as_select(), WabaRow::as_select()))
+        .first::<(PhoneRow, WabaRow)>(c)
         .await
         .optional()?
     else {
         return Ok(None);
     };
-    let waba: WabaRow = wabas::table
-        .find(phone.waba_id)
-        .select(WabaRow::as_select())
-        .first(c)
-        .await?;
+    let tat = lock_pacing(c, phone_id).await?;
     let now = Utc::now();
     let mps = i64::from(phone.throughput_mps.max(1));
     let interval = Duration::microseconds(1_000_000 / mps);
@@ -569,8 +593,8 @@ async fn claim_phone_on(
         .execute(c)
         .await?;
     let n = i32::try_from(claimed.len()).unwrap_or(i32::MAX);
-    diesel::update(phone_numbers::table.find(phone_id))
-        .set(phone_numbers::pacing_tat.eq(base + interval * n))
+    diesel::update(phone_pacing::table.find(phone_id))
+        .set(phone_pacing::tat.eq(base + interval * n))
         .execute(c)
         .await?;
     let messages = claimed

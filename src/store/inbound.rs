@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Double, Int4, Jsonb, Nullable, Text};
 use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
-use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -357,7 +356,7 @@ pub async fn relink_contact(
     let Some((identifier, identifier_type)) = identity.identifier() else {
         return Ok((keep.clone(), Vec::new()));
     };
-    let mut others: Vec<ContactRow> = contacts_matching(
+    let mut others: Vec<ContactRow> = super::contacts::contacts_matching(
         conn,
         &[keep.phone_id],
         std::slice::from_ref(&identifier),
@@ -931,78 +930,4 @@ pub async fn waba(conn: &mut AsyncPgConnection, id: Uuid) -> StoreResult<Option<
         .first(conn)
         .await
         .optional()?)
-}
-
-/// The contacts of these phones' inboxes known by any of these identifiers,
-/// BSUIDs or phone numbers: one indexed lookup per column (an `OR` across
-/// them would scan the table). Not locked: a batch that only reads a known
-/// contact must not wait for another batch that reads it too; writers lock
-/// what they change.
-pub async fn contacts_matching(
-    conn: &mut AsyncPgConnection,
-    phone_ids: &[Uuid],
-    identifiers: &[String],
-    bsuids: &[String],
-    wa_ids: &[String],
-) -> StoreResult<Vec<ContactRow>> {
-    let mut found: Vec<ContactRow> = Vec::new();
-    if phone_ids.is_empty() {
-        return Ok(found);
-    }
-    if !identifiers.is_empty() {
-        found.extend(
-            contacts::table
-                .filter(contacts::phone_id.eq_any(phone_ids))
-                .filter(contacts::identifier.eq_any(identifiers))
-                .select(ContactRow::as_select())
-                .load::<ContactRow>(conn)
-                .await?,
-        );
-    }
-    if !bsuids.is_empty() {
-        found.extend(
-            contacts::table
-                .filter(contacts::phone_id.eq_any(phone_ids))
-                .filter(contacts::bsuid.is_not_null())
-                .filter(contacts::bsuid.eq_any(bsuids))
-                .select(ContactRow::as_select())
-                .load::<ContactRow>(conn)
-                .await?,
-        );
-    }
-    if !wa_ids.is_empty() {
-        found.extend(
-            contacts::table
-                .filter(contacts::phone_id.eq_any(phone_ids))
-                .filter(contacts::wa_id.is_not_null())
-                .filter(contacts::wa_id.eq_any(wa_ids))
-                .select(ContactRow::as_select())
-                .load::<ContactRow>(conn)
-                .await?,
-        );
-    }
-    found.sort_by_key(|c| c.id);
-    found.dedup_by_key(|c| c.id);
-    Ok(found)
-}
-
-/// Creates contacts in one statement, in the order given (callers sort
-/// them, so concurrent batches take the same locks in the same order); a
-/// contact another batch created meanwhile (same identifier) is returned as
-/// that batch made it.
-pub async fn insert_contacts(
-    conn: &mut AsyncPgConnection,
-    rows: &[ContactRow],
-) -> StoreResult<Vec<ContactRow>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(diesel::insert_into(contacts::table)
-        .values(rows)
-        .on_conflict((contacts::phone_id, contacts::identifier))
-        .do_update()
-        .set(contacts::updated_at.eq(excluded(contacts::updated_at)))
-        .returning(ContactRow::as_returning())
-        .get_results(conn)
-        .await?)
 }

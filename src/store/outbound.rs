@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::contacts::{ContactRow, ConversationRow};
+use super::contacts::{ContactRow, ConversationRow, contacts_matching, insert_contacts};
 use super::messages::{MessageRow, NewMessageEvent};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{contacts, conversations, message_events, messages, phone_numbers, wabas};
@@ -137,18 +137,10 @@ async fn resolve_contacts(
         .iter()
         .filter_map(|i| i.identity.identifier().map(|(id, _)| id))
         .collect();
-    let existing: Vec<ContactRow> = contacts::table
-        .filter(contacts::phone_id.eq_any(&phone_ids))
-        .filter(
-            contacts::wa_id
-                .eq_any(&wa_ids)
-                .or(contacts::bsuid.eq_any(&bsuids))
-                .or(contacts::identifier.eq_any(&idents)),
-        )
-        .order(contacts::created_at.asc())
-        .select(ContactRow::as_select())
-        .load(conn)
-        .await?;
+    let mut existing: Vec<ContactRow> =
+        contacts_matching(conn, &phone_ids, &idents, &bsuids, &wa_ids).await?;
+    // Where several match, the oldest contact is the one.
+    existing.sort_by_key(|c| c.created_at);
     let find = |pool: &[ContactRow], item: &NewOutbound| -> Option<ContactRow> {
         let ident = item.identity.identifier().map(|(id, _)| id);
         pool.iter()
@@ -191,14 +183,7 @@ async fn resolve_contacts(
         Vec::new()
     } else {
         // A contact created concurrently elsewhere wins; we take its row.
-        diesel::insert_into(contacts::table)
-            .values(&missing)
-            .on_conflict((contacts::phone_id, contacts::identifier))
-            .do_update()
-            .set(contacts::updated_at.eq(diesel::upsert::excluded(contacts::updated_at)))
-            .returning(ContactRow::as_returning())
-            .get_results(conn)
-            .await?
+        insert_contacts(conn, &missing).await?
     };
     items
         .iter()
@@ -393,18 +378,17 @@ impl Store {
         phone_id: Option<Uuid>,
     ) -> StoreResult<Option<(PhoneRow, WabaRow)>> {
         let mut conn = self.conn().await?;
-        let mut q = phone_numbers::table
+        // Two fixed queries rather than one boxed one: fixed queries are
+        // prepared once per connection, boxed ones on every call.
+        let q = phone_numbers::table
             .inner_join(wabas::table)
             .filter(phone_numbers::org_id.eq(org_id))
-            .into_boxed();
-        q = match phone_id {
-            Some(id) => q.filter(phone_numbers::id.eq(id)),
-            None => q.filter(phone_numbers::is_default),
-        };
-        Ok(q.select((PhoneRow::as_select(), WabaRow::as_select()))
-            .first(&mut conn)
-            .await
-            .optional()?)
+            .select((PhoneRow::as_select(), WabaRow::as_select()));
+        Ok(match phone_id {
+            Some(id) => q.filter(phone_numbers::id.eq(id)).first(&mut conn).await,
+            None => q.filter(phone_numbers::is_default).first(&mut conn).await,
+        }
+        .optional()?)
     }
 
     /// The conversation a recipient already has with the phone, if any.
@@ -413,20 +397,20 @@ impl Store {
         phone_id: Uuid,
         identity: &Identity,
     ) -> StoreResult<Option<ConversationRow>> {
-        let mut conn = self.conn().await?;
-        let mut q = conversations::table
+        let q = conversations::table
             .inner_join(contacts::table)
             .filter(conversations::phone_id.eq(phone_id))
-            .into_boxed();
-        q = match (&identity.bsuid, &identity.wa_id) {
-            (Some(b), _) => q.filter(contacts::bsuid.eq(b.clone())),
-            (None, Some(w)) => q.filter(contacts::wa_id.eq(w.clone())),
+            // Lets the contact lookups use their (phone_id, …) indexes.
+            .filter(contacts::phone_id.eq(phone_id))
+            .select(ConversationRow::as_select());
+        let mut conn = self.conn().await?;
+        // Fixed queries (prepared once per connection), not a boxed one.
+        Ok(match (&identity.bsuid, &identity.wa_id) {
+            (Some(b), _) => q.filter(contacts::bsuid.eq(b)).first(&mut conn).await,
+            (None, Some(w)) => q.filter(contacts::wa_id.eq(w)).first(&mut conn).await,
             (None, None) => return Ok(None),
-        };
-        Ok(q.select(ConversationRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()?)
+        }
+        .optional()?)
     }
 
     /// The wamid of a message of the organization, by wagate id.

@@ -81,7 +81,6 @@ diesel::table! {
         throughput_mps -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
-        pacing_tat -> Timestamptz,
     }
 }
 
@@ -122,6 +121,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbound_webhooks,
     orphan_statuses,
     pair_pacing,
+    phone_pacing,
     webhook_endpoints,
     webhook_old_secrets,
     webhook_events,
@@ -246,6 +246,13 @@ diesel::table! {
         wamid -> Text,
         status -> Jsonb,
         received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    phone_pacing (phone_id) {
+        phone_id -> Uuid,
+        tat -> Timestamptz,
     }
 }
 

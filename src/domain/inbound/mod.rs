@@ -43,7 +43,7 @@ use wagate_meta::webhook::{
 use crate::domain::identity::Identity;
 use crate::domain::message_view::event_data;
 use crate::store::StoreResult;
-use crate::store::contacts::{ContactRow, upsert_contact};
+use crate::store::contacts::{self as contacts_store, ContactRow, upsert_contact};
 use crate::store::events::{MESSAGE_RECEIVED, MESSAGE_SENT, NewEvent, record_events};
 use crate::store::inbound::{self as store, ConversationTouch};
 use crate::store::messages::MessageRow;
@@ -287,7 +287,8 @@ impl Batch {
                 }
                 None => {
                     let mut rows =
-                        store::insert_contacts(conn, &[new_contact(phone, &identity)]).await?;
+                        contacts_store::insert_contacts(conn, &[new_contact(phone, &identity)])
+                            .await?;
                     match rows.pop() {
                         Some(row) => row,
                         None => upsert_contact(conn, phone.org_id, phone.id, &identity).await?,
@@ -788,8 +789,14 @@ async fn preload_contacts(
     }
     let v = |s: HashSet<String>| s.into_iter().collect::<Vec<_>>();
     let phone_ids: Vec<Uuid> = phone_ids.into_iter().collect();
-    let mut existing =
-        store::contacts_matching(conn, &phone_ids, &v(identifiers), &v(bsuids), &v(wa_ids)).await?;
+    let mut existing = contacts_store::contacts_matching(
+        conn,
+        &phone_ids,
+        &v(identifiers),
+        &v(bsuids),
+        &v(wa_ids),
+    )
+    .await?;
     let mut planned: Vec<ContactRow> = Vec::new();
     for (phone, identity) in &people {
         if identity.identifier().is_none() || existing.iter().any(|c| holds(c, phone.id, identity))
@@ -820,7 +827,7 @@ async fn preload_contacts(
         row.profile_name = merged.profile_name;
     }
     planned.sort_by(|a, b| (a.phone_id, &a.identifier).cmp(&(b.phone_id, &b.identifier)));
-    existing.extend(store::insert_contacts(conn, &planned).await?);
+    existing.extend(contacts_store::insert_contacts(conn, &planned).await?);
     Ok(existing)
 }
 
