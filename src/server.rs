@@ -186,6 +186,10 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut workers = spawn_workers(&app, shutdown_rx.clone());
+    workers.push(tokio::spawn({
+        let (store, shutdown) = (store.clone(), shutdown_rx.clone());
+        async move { store.watch_changes(shutdown).await }
+    }));
     workers.extend(crate::jobs::spawn(&app, shutdown_rx.clone()));
     workers.extend(crate::dispatch::spawn(
         &app,

@@ -23,19 +23,40 @@ pub struct ApiKeyRow {
 
 impl Store {
     /// The active key with this hash, if any.
+    /// The active key with this hash (served from memory while coherent).
     pub async fn find_active_key(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKeyRow>> {
-        let mut conn = self.conn().await?;
-        Ok(api_keys::table
-            .filter(api_keys::key_hash.eq(key_hash))
-            .filter(api_keys::revoked_at.is_null())
-            .select(ApiKeyRow::as_select())
-            .first(&mut conn)
+        self.caches
+            .keys
+            .get_or_read(&self.caches.invalidation, key_hash.to_vec(), async || {
+                let mut conn = self.conn().await?;
+                Ok(api_keys::table
+                    .filter(api_keys::key_hash.eq(key_hash))
+                    .filter(api_keys::revoked_at.is_null())
+                    .select(ApiKeyRow::as_select())
+                    .first(&mut conn)
+                    .await
+                    .optional()?)
+            })
             .await
-            .optional()?)
     }
 
-    /// Records a use of the key, at most once a minute to keep writes rare.
+    /// Records a use of the key, at most once a minute (per instance in
+    /// memory, and per database by the filter) to keep writes rare.
     pub async fn touch_key(&self, key_id: Uuid) -> StoreResult<()> {
+        if let Ok(mut touched) = self.caches.touched.lock() {
+            let now = std::time::Instant::now();
+            match touched.get(&key_id) {
+                Some(at) if now.duration_since(*at) < std::time::Duration::from_secs(60) => {
+                    return Ok(());
+                }
+                _ => {
+                    if touched.len() >= 10_000 {
+                        touched.clear();
+                    }
+                    touched.insert(key_id, now);
+                }
+            }
+        }
         let mut conn = self.conn().await?;
         diesel::update(api_keys::table.find(key_id))
             .filter(
@@ -102,6 +123,7 @@ impl Store {
             .execute(&mut conn)
             .await?;
         drop(conn);
+        self.changed();
         self.get_key(org_id, key_id).await
     }
 
@@ -114,23 +136,26 @@ impl Store {
         new_key: &ApiKeyRow,
     ) -> StoreResult<bool> {
         let mut conn = self.conn().await?;
-        conn.transaction::<_, StoreError, _>(async |c| {
-            let revoked = diesel::update(api_keys::table)
-                .filter(api_keys::org_id.eq(org_id))
-                .filter(api_keys::id.eq(old_key_id))
-                .filter(api_keys::revoked_at.is_null())
-                .set(api_keys::revoked_at.eq(diesel::dsl::now))
-                .execute(c)
-                .await?;
-            if revoked == 0 {
-                return Ok(false);
-            }
-            diesel::insert_into(api_keys::table)
-                .values(new_key)
-                .execute(c)
-                .await?;
-            Ok(true)
-        })
-        .await
+        let rotated = conn
+            .transaction::<_, StoreError, _>(async |c| {
+                let revoked = diesel::update(api_keys::table)
+                    .filter(api_keys::org_id.eq(org_id))
+                    .filter(api_keys::id.eq(old_key_id))
+                    .filter(api_keys::revoked_at.is_null())
+                    .set(api_keys::revoked_at.eq(diesel::dsl::now))
+                    .execute(c)
+                    .await?;
+                if revoked == 0 {
+                    return Ok(false);
+                }
+                diesel::insert_into(api_keys::table)
+                    .values(new_key)
+                    .execute(c)
+                    .await?;
+                Ok(true)
+            })
+            .await;
+        self.changed();
+        rotated
     }
 }

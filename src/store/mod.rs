@@ -2,6 +2,7 @@
 //! PostgreSQL (no libpq), with a deadpool pool and embedded migrations.
 pub mod accounts;
 pub mod api_keys;
+pub mod cache;
 pub mod contacts;
 pub mod conversations;
 pub mod dispatch;
@@ -82,6 +83,22 @@ impl PageRequest {
 pub struct Store {
     pool: Pool<AsyncPgConnection>,
     url: String,
+    caches: std::sync::Arc<Caches>,
+}
+
+/// A phone with its WABA, as sends resolve it.
+pub type SendingPhone = (phones::PhoneRow, phones::WabaRow);
+
+/// Hot reads served from memory (see `cache`).
+#[derive(Default)]
+struct Caches {
+    invalidation: cache::Invalidation,
+    /// Active API keys by hash (None: no such active key).
+    keys: cache::ReadCache<Vec<u8>, Option<api_keys::ApiKeyRow>>,
+    /// The sending phone by (organization, phone named or the default).
+    phones: cache::ReadCache<(uuid::Uuid, Option<uuid::Uuid>), Option<SendingPhone>>,
+    /// When this instance last recorded each key's use.
+    touched: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>,
 }
 
 impl Store {
@@ -100,7 +117,31 @@ impl Store {
         Ok(Self {
             pool,
             url: url.to_owned(),
+            caches: Default::default(),
         })
+    }
+
+    /// Keeps the hot-read caches coherent: LISTENs for the change trigger
+    /// until shutdown. Without it running nothing is cached.
+    pub async fn watch_changes(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let caches = self.caches.clone();
+        crate::jobs::listener::listen_events(
+            self.clone(),
+            cache::CHANNEL,
+            move |event| match event {
+                crate::jobs::listener::ListenEvent::Connected => caches.invalidation.connected(),
+                crate::jobs::listener::ListenEvent::Notified => caches.invalidation.bump(),
+                crate::jobs::listener::ListenEvent::Lost => caches.invalidation.lost(),
+            },
+            shutdown,
+        )
+        .await
+    }
+
+    /// This instance just committed a change to keys, WABAs or phones: its
+    /// own cache must not wait for the notification.
+    pub(crate) fn changed(&self) {
+        self.caches.invalidation.bump();
     }
 
     /// A connection outside the pool, for LISTEN (it is held for good).

@@ -371,24 +371,29 @@ async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
 
 impl Store {
     /// The phone to send from: the one named (of this organization), or the
-    /// organization's default; with its WABA.
+    /// organization's default; with its WABA (served from memory while coherent).
     pub async fn sending_phone(
         &self,
         org_id: Uuid,
         phone_id: Option<Uuid>,
     ) -> StoreResult<Option<(PhoneRow, WabaRow)>> {
-        let mut conn = self.conn().await?;
-        // Two fixed queries rather than one boxed one: fixed queries are
-        // prepared once per connection, boxed ones on every call.
-        let q = phone_numbers::table
-            .inner_join(wabas::table)
-            .filter(phone_numbers::org_id.eq(org_id))
-            .select((PhoneRow::as_select(), WabaRow::as_select()));
-        Ok(match phone_id {
-            Some(id) => q.filter(phone_numbers::id.eq(id)).first(&mut conn).await,
-            None => q.filter(phone_numbers::is_default).first(&mut conn).await,
-        }
-        .optional()?)
+        self.caches
+            .phones
+            .get_or_read(&self.caches.invalidation, (org_id, phone_id), async || {
+                let mut conn = self.conn().await?;
+                // Two fixed queries rather than one boxed one: fixed queries
+                // are prepared once per connection, boxed ones on every call.
+                let q = phone_numbers::table
+                    .inner_join(wabas::table)
+                    .filter(phone_numbers::org_id.eq(org_id))
+                    .select((PhoneRow::as_select(), WabaRow::as_select()));
+                Ok(match phone_id {
+                    Some(id) => q.filter(phone_numbers::id.eq(id)).first(&mut conn).await,
+                    None => q.filter(phone_numbers::is_default).first(&mut conn).await,
+                }
+                .optional()?)
+            })
+            .await
     }
 
     /// The conversation a recipient already has with the phone, if any.

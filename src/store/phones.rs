@@ -91,94 +91,97 @@ impl Store {
         input: CredentialsInput<'_>,
     ) -> StoreResult<(WabaRow, PhoneRow)> {
         let mut conn = self.conn().await?;
-        conn.transaction::<_, StoreError, _>(async |c| {
-            let now = Utc::now();
-            let existing: Option<WabaRow> = wabas::table
-                .filter(wabas::org_id.eq(org_id))
-                .filter(wabas::source.eq("credentials"))
-                .select(WabaRow::as_select())
-                .for_update()
-                .first(c)
-                .await
-                .optional()?;
-            let waba = match existing {
-                Some(w) => {
-                    diesel::update(wabas::table.find(w.id))
-                        .set((
-                            wabas::meta_waba_id.eq(input.meta_waba_id),
-                            wabas::access_token_enc.eq(Some(&input.token_enc)),
-                            wabas::token_last4.eq(Some(&input.token_last4)),
-                            wabas::verified_at.eq(None::<DateTime<Utc>>),
-                            wabas::updated_at.eq(now),
-                        ))
-                        .returning(WabaRow::as_returning())
-                        .get_result(c)
-                        .await?
+        let result = conn
+            .transaction::<_, StoreError, _>(async |c| {
+                let now = Utc::now();
+                let existing: Option<WabaRow> = wabas::table
+                    .filter(wabas::org_id.eq(org_id))
+                    .filter(wabas::source.eq("credentials"))
+                    .select(WabaRow::as_select())
+                    .for_update()
+                    .first(c)
+                    .await
+                    .optional()?;
+                let waba = match existing {
+                    Some(w) => {
+                        diesel::update(wabas::table.find(w.id))
+                            .set((
+                                wabas::meta_waba_id.eq(input.meta_waba_id),
+                                wabas::access_token_enc.eq(Some(&input.token_enc)),
+                                wabas::token_last4.eq(Some(&input.token_last4)),
+                                wabas::verified_at.eq(None::<DateTime<Utc>>),
+                                wabas::updated_at.eq(now),
+                            ))
+                            .returning(WabaRow::as_returning())
+                            .get_result(c)
+                            .await?
+                    }
+                    None => {
+                        let row = WabaRow {
+                            id: Uuid::new_v4(),
+                            org_id,
+                            meta_waba_id: input.meta_waba_id.map(str::to_owned),
+                            name: None,
+                            source: "credentials".into(),
+                            access_token_enc: Some(input.token_enc.clone()),
+                            token_last4: Some(input.token_last4.clone()),
+                            verified_at: None,
+                            restrictions: serde_json::json!([]),
+                            created_at: now,
+                            updated_at: now,
+                        };
+                        diesel::insert_into(wabas::table)
+                            .values(&row)
+                            .returning(WabaRow::as_returning())
+                            .get_result(c)
+                            .await?
+                    }
+                };
+                let phone: Option<PhoneRow> = phone_numbers::table
+                    .filter(phone_numbers::meta_phone_number_id.eq(input.meta_phone_number_id))
+                    .select(PhoneRow::as_select())
+                    .for_update()
+                    .first(c)
+                    .await
+                    .optional()?;
+                if phone.as_ref().is_some_and(|p| p.org_id != org_id) {
+                    return Err(StoreError::Duplicate("phone_numbers_meta_key".into()));
                 }
-                None => {
-                    let row = WabaRow {
-                        id: Uuid::new_v4(),
-                        org_id,
-                        meta_waba_id: input.meta_waba_id.map(str::to_owned),
-                        name: None,
-                        source: "credentials".into(),
-                        access_token_enc: Some(input.token_enc.clone()),
-                        token_last4: Some(input.token_last4.clone()),
-                        verified_at: None,
-                        restrictions: serde_json::json!([]),
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    diesel::insert_into(wabas::table)
-                        .values(&row)
-                        .returning(WabaRow::as_returning())
-                        .get_result(c)
-                        .await?
-                }
-            };
-            let phone: Option<PhoneRow> = phone_numbers::table
-                .filter(phone_numbers::meta_phone_number_id.eq(input.meta_phone_number_id))
-                .select(PhoneRow::as_select())
-                .for_update()
-                .first(c)
-                .await
-                .optional()?;
-            if phone.as_ref().is_some_and(|p| p.org_id != org_id) {
-                return Err(StoreError::Duplicate("phone_numbers_meta_key".into()));
-            }
-            diesel::update(phone_numbers::table)
-                .filter(phone_numbers::org_id.eq(org_id))
-                .filter(phone_numbers::is_default)
-                .set(phone_numbers::is_default.eq(false))
-                .execute(c)
-                .await?;
-            let phone = match phone {
-                Some(p) => {
-                    diesel::update(phone_numbers::table.find(p.id))
-                        .set((
-                            phone_numbers::waba_id.eq(waba.id),
-                            phone_numbers::is_default.eq(true),
-                            phone_numbers::token_valid.eq(None::<bool>),
-                            // Learned with the previous credentials; unknown again.
-                            phone_numbers::app_subscribed.eq(None::<bool>),
-                            phone_numbers::updated_at.eq(now),
-                        ))
-                        .returning(PhoneRow::as_returning())
-                        .get_result(c)
-                        .await?
-                }
-                None => {
-                    let row = new_phone(org_id, waba.id, input.meta_phone_number_id, true, now);
-                    diesel::insert_into(phone_numbers::table)
-                        .values(&row)
-                        .returning(PhoneRow::as_returning())
-                        .get_result(c)
-                        .await?
-                }
-            };
-            Ok((waba, phone))
-        })
-        .await
+                diesel::update(phone_numbers::table)
+                    .filter(phone_numbers::org_id.eq(org_id))
+                    .filter(phone_numbers::is_default)
+                    .set(phone_numbers::is_default.eq(false))
+                    .execute(c)
+                    .await?;
+                let phone = match phone {
+                    Some(p) => {
+                        diesel::update(phone_numbers::table.find(p.id))
+                            .set((
+                                phone_numbers::waba_id.eq(waba.id),
+                                phone_numbers::is_default.eq(true),
+                                phone_numbers::token_valid.eq(None::<bool>),
+                                // Learned with the previous credentials; unknown again.
+                                phone_numbers::app_subscribed.eq(None::<bool>),
+                                phone_numbers::updated_at.eq(now),
+                            ))
+                            .returning(PhoneRow::as_returning())
+                            .get_result(c)
+                            .await?
+                    }
+                    None => {
+                        let row = new_phone(org_id, waba.id, input.meta_phone_number_id, true, now);
+                        diesel::insert_into(phone_numbers::table)
+                            .values(&row)
+                            .returning(PhoneRow::as_returning())
+                            .get_result(c)
+                            .await?
+                    }
+                };
+                Ok((waba, phone))
+            })
+            .await;
+        self.changed();
+        result
     }
 
     /// Forgets the organization's access token. Returns false when it had no
@@ -197,6 +200,7 @@ impl Store {
             ))
             .execute(&mut conn)
             .await?;
+        self.changed();
         Ok(n > 0)
     }
 
@@ -236,6 +240,7 @@ impl Store {
             .set(wabas::verified_at.eq(at))
             .execute(&mut conn)
             .await?;
+        self.changed();
         Ok(())
     }
 
@@ -365,6 +370,7 @@ impl Store {
             .set((update, phone_numbers::updated_at.eq(diesel::dsl::now)))
             .execute(&mut conn)
             .await?;
+        self.changed();
         Ok(())
     }
 }

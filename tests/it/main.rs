@@ -6,6 +6,7 @@ mod harness;
 mod accounts;
 mod api_keys;
 mod auth_matrix;
+mod caches;
 mod conversations;
 mod embedded;
 mod inbound;
