@@ -38,7 +38,19 @@ pub struct NewOutbound {
     pub status: &'static str,
     pub send_at: Option<DateTime<Utc>>,
     pub warnings: Vec<String>,
+    /// Free-form messages: the 24-hour window is checked as the message is
+    /// written, from the conversation the same batch touches.
+    pub window_check: Option<WindowCheck>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Checks that the conversation's 24-hour window is open at `at`; when it
+/// is not, `warning(window end)` joins the message's warnings (the wording
+/// is the domain's).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowCheck {
+    pub at: DateTime<Utc>,
+    pub warning: fn(Option<DateTime<Utc>>) -> String,
 }
 
 pub type Accepted = (MessageRow, ContactRow);
@@ -60,36 +72,46 @@ pub async fn insert_outbound(
     let rows: Vec<MessageRow> = items
         .iter()
         .zip(&contacts)
-        .map(|(item, contact)| MessageRow {
-            id: item.id,
-            org_id: item.org_id,
-            phone_id: item.phone_id,
-            conversation_id: conversations.get(&(item.phone_id, contact.id)).copied(),
-            contact_id: Some(contact.id),
-            direction: "outbound".into(),
-            kind: item.kind.clone(),
-            content: item.content.clone(),
-            payload: item.payload.clone(),
-            status: item.status.to_owned(),
-            recipient: Some(item.recipient.clone()),
-            wamid: None,
-            batch_id: item.batch_id,
-            send_at: item.send_at,
-            next_attempt_at: Some(item.send_at.unwrap_or(item.created_at)),
-            attempts: 0,
-            lease_until: None,
-            lease_token: None,
-            unknown_since: None,
-            unknown_reason: None,
-            error_code: None,
-            error_title: None,
-            error_details: None,
-            error_message: None,
-            pricing: None,
-            warnings: serde_json::json!(item.warnings),
-            meta_timestamp: None,
-            created_at: item.created_at,
-            updated_at: item.created_at,
+        .map(|(item, contact)| {
+            let conversation = conversations.get(&(item.phone_id, contact.id));
+            let mut warnings = item.warnings.clone();
+            if let Some(check) = item.window_check {
+                let end = conversation.and_then(ConversationRow::window_expires_at);
+                if !end.is_some_and(|end| end > check.at) {
+                    warnings.push((check.warning)(end));
+                }
+            }
+            MessageRow {
+                id: item.id,
+                org_id: item.org_id,
+                phone_id: item.phone_id,
+                conversation_id: conversation.map(|c| c.id),
+                contact_id: Some(contact.id),
+                direction: "outbound".into(),
+                kind: item.kind.clone(),
+                content: item.content.clone(),
+                payload: item.payload.clone(),
+                status: item.status.to_owned(),
+                recipient: Some(item.recipient.clone()),
+                wamid: None,
+                batch_id: item.batch_id,
+                send_at: item.send_at,
+                next_attempt_at: Some(item.send_at.unwrap_or(item.created_at)),
+                attempts: 0,
+                lease_until: None,
+                lease_token: None,
+                unknown_since: None,
+                unknown_reason: None,
+                error_code: None,
+                error_title: None,
+                error_details: None,
+                error_message: None,
+                pricing: None,
+                warnings: serde_json::json!(warnings),
+                meta_timestamp: None,
+                created_at: item.created_at,
+                updated_at: item.created_at,
+            }
         })
         .collect();
     diesel::insert_into(messages::table)
@@ -196,12 +218,12 @@ async fn resolve_contacts(
 }
 
 /// Creates or moves forward the conversation of each (phone, contact);
-/// returns their ids.
+/// returns them.
 async fn touch_conversations(
     conn: &mut AsyncPgConnection,
     items: &[NewOutbound],
     contacts: &[ContactRow],
-) -> StoreResult<HashMap<(Uuid, Uuid), Uuid>> {
+) -> StoreResult<HashMap<(Uuid, Uuid), ConversationRow>> {
     let mut latest: HashMap<(Uuid, Uuid), (Uuid, DateTime<Utc>)> = HashMap::new();
     for (item, c) in items.iter().zip(contacts) {
         let e = latest
@@ -244,7 +266,7 @@ async fn touch_conversations(
         .await?;
     Ok(upserted
         .into_iter()
-        .map(|c| ((c.phone_id, c.contact_id), c.id))
+        .map(|c| ((c.phone_id, c.contact_id), c))
         .collect())
 }
 

@@ -17,7 +17,7 @@ use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
 use crate::store::idempotency::{self, Claim};
 use crate::store::messages::MessageRow;
-use crate::store::outbound::{Accepted, NewOutbound, insert_outbound};
+use crate::store::outbound::{Accepted, NewOutbound, WindowCheck, insert_outbound};
 use crate::store::phones::{PhoneRow, WabaRow};
 
 /// How far ahead a message may be scheduled.
@@ -453,19 +453,25 @@ async fn prepare(
         .await?;
     }
     let identity = built.recipient.identity();
-    let conversation = app.store.conversation_for(phone.id, &identity).await?;
-    let window_expires_at = conversation.as_ref().and_then(|c| c.window_expires_at());
-    let window_open = window_expires_at.is_some_and(|end| end > send_at.unwrap_or(now));
+    let window_at = send_at.unwrap_or(now);
+    let free_form = built.kind != "template";
     let mut warnings = Vec::new();
-    if built.kind != "template" && !window_open {
-        warnings.push(match window_expires_at {
-            Some(end) => format!(
-                "the 24-hour customer-service window closed at {}: outside it WhatsApp delivers only templates, so Meta will likely fail this message (131047)",
-                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-            None => "the 24-hour customer-service window is not open (the contact has never written to this number): outside it WhatsApp delivers only templates, so Meta will likely fail this message (131047)".to_owned(),
+    // A send learns the window from the conversation the writer touches (no
+    // query of its own); a dry run, which writes nothing, reads it here.
+    let (window_expires_at, contact_id, window_check) = if input.dry_run {
+        let conversation = app.store.conversation_for(phone.id, &identity).await?;
+        let end = conversation.as_ref().and_then(|c| c.window_expires_at());
+        if free_form && !end.is_some_and(|end| end > window_at) {
+            warnings.push(window_warning(end));
+        }
+        (end, conversation.map(|c| c.contact_id), None)
+    } else {
+        let check = free_form.then_some(WindowCheck {
+            at: window_at,
+            warning: window_warning,
         });
-    }
+        (None, None, check)
+    };
     if let Recipient::Phone { to, .. } = &built.recipient
         && !to.starts_with('+')
         && to.len() < 10
@@ -485,7 +491,7 @@ async fn prepare(
         Recipient::Bsuid(b) => b.clone(),
     };
     Ok(Prepared {
-        contact_id: conversation.map(|c| c.contact_id),
+        contact_id,
         row: NewOutbound {
             id,
             org_id,
@@ -499,12 +505,25 @@ async fn prepare(
             status,
             send_at: if status == "scheduled" { send_at } else { None },
             warnings,
+            window_check,
             created_at: now,
         },
         phone,
         waba,
         window_expires_at,
     })
+}
+
+/// The warning for a free-form message outside the 24-hour window that
+/// ends (or ended) at `end`; None: the contact never wrote.
+fn window_warning(end: Option<DateTime<Utc>>) -> String {
+    match end {
+        Some(end) => format!(
+            "the 24-hour customer-service window closed at {}: outside it WhatsApp delivers only templates, so Meta will likely fail this message (131047)",
+            end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => "the 24-hour customer-service window is not open (the contact has never written to this number): outside it WhatsApp delivers only templates, so Meta will likely fail this message (131047)".to_owned(),
+    }
 }
 
 /// A wamid, or a wagate message id resolved to its wamid.
