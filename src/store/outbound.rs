@@ -77,7 +77,7 @@ pub async fn insert_outbound(
             let mut warnings = item.warnings.clone();
             if let Some(check) = item.window_check {
                 let end = conversation.and_then(ConversationRow::window_expires_at);
-                if !end.is_some_and(|end| end > check.at) {
+                if end.is_none_or(|end| end <= check.at) {
                     warnings.push((check.warning)(end));
                 }
             }

@@ -461,7 +461,7 @@ async fn prepare(
     let (window_expires_at, contact_id, window_check) = if input.dry_run {
         let conversation = app.store.conversation_for(phone.id, &identity).await?;
         let end = conversation.as_ref().and_then(|c| c.window_expires_at());
-        if free_form && !end.is_some_and(|end| end > window_at) {
+        if free_form && end.is_none_or(|end| end <= window_at) {
             warnings.push(window_warning(end));
         }
         (end, conversation.map(|c| c.contact_id), None)
