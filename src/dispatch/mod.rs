@@ -18,6 +18,7 @@
 //! - **Crashes.** A lost lease waits `crash_grace` for a status webhook; only
 //!   without one is the message sent again, so a message Meta acknowledged is
 //!   never sent twice.
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -25,6 +26,7 @@ use chrono::{Duration, Utc};
 use diesel_async::AsyncConnection;
 use rand::Rng;
 use tokio::sync::{Semaphore, mpsc, watch};
+use uuid::Uuid;
 use wagate_meta::graph::messages::SendMessage;
 use wagate_meta::graph::{ErrorClass, GraphError};
 
@@ -32,7 +34,7 @@ use crate::app::App;
 use crate::domain::message_view;
 use crate::store::StoreError;
 use crate::store::dispatch::{Outcome, Pace, PhoneClaim, record_outcomes};
-use crate::store::events::{MESSAGE_SENT, MESSAGE_STATUS_UPDATED, NewEvent, record_event};
+use crate::store::events::{MESSAGE_SENT, MESSAGE_STATUS_UPDATED, NewEvent, record_events};
 use crate::store::messages::{MessageRow, MetaFailure};
 use crate::store::outbound::DISPATCH_CHANNEL;
 use crate::store::phones::PhoneRow;
@@ -133,6 +135,9 @@ async fn run(
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "settling dispatch leases"),
+            }
+            if let Err(e) = app.store.prune_pair_pacing().await {
+                tracing::warn!(error = %e, "pruning pair pacing");
             }
         }
         let mut busy = false;
@@ -411,41 +416,42 @@ async fn write(app: &App, batch: &[Done]) -> Result<(), StoreError> {
         .iter()
         .map(|d| (d.message.clone(), d.outcome.clone()))
         .collect();
+    let phones: HashMap<Uuid, Arc<PhoneRow>> = batch
+        .iter()
+        .map(|d| (d.message.id, d.phone.clone()))
+        .collect();
     let mut conn = app.store.conn().await?;
     conn.transaction::<_, StoreError, _>(async |c| {
         let changed = record_outcomes(c, &results).await?;
+        let events: Vec<NewEvent> = changed
+            .iter()
+            .filter_map(|(msg, contact)| {
+                let phone = phones.get(&msg.id)?;
+                Some(NewEvent {
+                    org_id: msg.org_id,
+                    waba_id: Some(phone.waba_id),
+                    event: if msg.status == "sent" {
+                        MESSAGE_SENT
+                    } else {
+                        MESSAGE_STATUS_UPDATED
+                    },
+                    data: message_view::event_data(msg, contact.as_ref(), phone),
+                })
+            })
+            .collect();
+        record_events(c, events).await?;
+        // Statuses that arrived before we knew the wamid apply now, after
+        // the `message.sent` they follow.
         let wamids: Vec<String> = changed
             .iter()
+            .filter(|(m, _)| m.status == "sent")
             .filter_map(|(m, _)| m.wamid.clone())
             .collect();
         let early = crate::store::dispatch::wamids_with_orphans(c, &wamids).await?;
-        for (msg, contact) in &changed {
-            let Some(phone) = batch
-                .iter()
-                .find(|d| d.message.id == msg.id)
-                .map(|d| d.phone.clone())
-            else {
-                continue;
-            };
+        for (msg, _) in &changed {
             if msg.status == "sent" && msg.wamid.as_ref().is_some_and(|w| early.contains(w)) {
-                // Statuses that arrived before we knew the wamid apply now.
                 crate::domain::inbound::statuses::reconcile_orphans(c, msg).await?;
             }
-            let event = if msg.status == "sent" {
-                MESSAGE_SENT
-            } else {
-                MESSAGE_STATUS_UPDATED
-            };
-            record_event(
-                c,
-                NewEvent {
-                    org_id: msg.org_id,
-                    waba_id: Some(phone.waba_id),
-                    event,
-                    data: message_view::event_data(msg, contact.as_ref(), &phone),
-                },
-            )
-            .await?;
         }
         Ok(())
     })

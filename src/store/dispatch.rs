@@ -2,19 +2,20 @@
 //! (GCRA state in `phone_pacing`, so the pace holds across
 //! instances) and each recipient's pair rate (`pair_pacing`), recording
 //! outcomes fenced by the lease token, and settling lost leases.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::contacts::ContactRow;
-use super::messages::{MessageRow, NewMessageEvent};
+use super::events::CachedSql;
+use super::messages::{MessageRow, MetaFailure, NewMessageEvent, insert_events, message_columns};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{
-    contacts, message_events, messages, orphan_statuses, pair_pacing, phone_numbers, phone_pacing,
-    wabas,
+    contacts, messages, orphan_statuses, pair_pacing, phone_numbers, phone_pacing, wabas,
 };
 use super::{Store, StoreError, StoreResult};
 
@@ -69,16 +70,23 @@ impl Store {
     /// `DISTINCT` over the due messages would read the whole backlog).
     pub async fn due_phones(&self, limit: i64) -> StoreResult<Vec<Uuid>> {
         let mut conn = self.conn().await?;
-        let due = messages::table
-            .filter(messages::phone_id.eq(phone_numbers::id))
-            .filter(messages::status.eq_any(DUE))
-            .filter(messages::next_attempt_at.le(Utc::now()));
-        Ok(phone_numbers::table
-            .filter(diesel::dsl::exists(due))
-            .select(phone_numbers::id)
-            .limit(limit)
-            .load(&mut conn)
-            .await?)
+        // The status list is literal so that the partial index on due
+        // messages matches whatever plan is cached.
+        Ok(CachedSql::new(
+            "SELECT p.id FROM phone_numbers p
+              WHERE EXISTS (SELECT 1 FROM messages m
+                             WHERE m.phone_id = p.id
+                               AND m.status IN ('queued', 'scheduled', 'retrying')
+                               AND m.next_attempt_at <= $1)
+              LIMIT $2",
+        )
+        .bind::<Timestamptz, _>(Utc::now())
+        .bind::<BigInt, _>(limit)
+        .load::<Id>(&mut conn)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
     }
 
     /// Claims the messages of one phone that fit in its pace for the next
@@ -95,197 +103,255 @@ impl Store {
     }
 }
 
+/// `RETURNING` of an update that only reports which rows it changed.
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
 /// Records dispatch outcomes on the caller's transaction; returns the rows
-/// that became `sent` or `failed`, with their contacts, for events. Each update is fenced
-/// by the lease token.
+/// that became `sent` or `failed`, with their contacts, for events. Each
+/// update is fenced by the lease token. A fixed number of statements per
+/// kind of outcome, whatever the batch size: one set-based update per kind
+/// present and one timeline insert.
 pub async fn record_outcomes(
     conn: &mut AsyncPgConnection,
     results: &[(MessageRow, Outcome)],
 ) -> StoreResult<Vec<(MessageRow, Option<ContactRow>)>> {
     let now = Utc::now();
     let mut sent = Vec::new();
-    // Timeline entries are written together, one statement for the batch.
-    let mut events: Vec<NewMessageEvent> = Vec::new();
+    let mut retry = Vec::new();
+    let mut failed = Vec::new();
+    let mut unknown = Vec::new();
+    let mut released = Vec::new();
     for (msg, outcome) in results {
         let Some(token) = msg.lease_token else {
             continue;
         };
-        let fenced = messages::table
-            .filter(messages::id.eq(msg.id))
-            .filter(messages::lease_token.eq(token))
-            .filter(messages::status.eq("processing"));
-        let mut event = NewMessageEvent::new(msg, "processing", "dispatcher");
-        event.attempt = Some(msg.attempts);
         match outcome {
-            Outcome::Sent { wamid } => {
-                let updated: Option<MessageRow> = diesel::update(fenced)
-                    .set((
-                        messages::status.eq("sent"),
-                        messages::wamid.eq(wamid),
-                        messages::lease_until.eq(None::<DateTime<Utc>>),
-                        messages::lease_token.eq(None::<Uuid>),
-                        messages::next_attempt_at.eq(None::<DateTime<Utc>>),
-                        messages::updated_at.eq(now),
-                    ))
-                    .returning(MessageRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-                match updated {
-                    Some(row) => {
-                        event.status = "sent".into();
-                        events.push(event);
-                        sent.push(row);
-                    }
-                    None => {
-                        // The lease was lost while Meta was answering: Meta's definite
-                        // answer still settles a message nobody else has sent since.
-                        let late: Option<MessageRow> = diesel::update(
-                            messages::table
-                                .filter(messages::id.eq(msg.id))
-                                .filter(messages::status.eq("processing"))
-                                .filter(messages::unknown_reason.eq("lease_expired")),
-                        )
-                        .set((
-                            messages::status.eq("sent"),
-                            messages::wamid.eq(wamid),
-                            messages::unknown_since.eq(None::<DateTime<Utc>>),
-                            messages::unknown_reason.eq(None::<String>),
-                            messages::next_attempt_at.eq(None::<DateTime<Utc>>),
-                            messages::updated_at.eq(now),
-                        ))
-                        .returning(MessageRow::as_returning())
-                        .get_result(conn)
-                        .await
-                        .optional()?;
-                        match late {
-                            Some(row) => {
-                                event.status = "sent".into();
-                                event.note =
-                                    Some("Meta answered after the lease had expired".into());
-                                events.push(event);
-                                sent.push(row);
-                            }
-                            None => {
-                                // A status webhook got there first: keep the wamid.
-                                diesel::update(
-                                    messages::table
-                                        .filter(messages::id.eq(msg.id))
-                                        .filter(messages::wamid.is_null()),
-                                )
-                                .set(messages::wamid.eq(wamid))
-                                .execute(conn)
-                                .await?;
-                            }
-                        }
-                    }
+            Outcome::Sent { wamid } => sent.push((msg, token, wamid.as_str())),
+            Outcome::Retry { at, failure } => retry.push((msg, token, *at, failure)),
+            Outcome::Failed(failure) => failed.push((msg, token, failure)),
+            Outcome::Unknown { note } => unknown.push((msg, token, note.as_str())),
+            Outcome::Released => released.push((msg, token)),
+        }
+    }
+    let event = |msg: &MessageRow, status: &str| {
+        let mut e = NewMessageEvent::new(msg, status, "dispatcher");
+        e.attempt = Some(msg.attempts);
+        e
+    };
+    let with_failure = |mut e: NewMessageEvent, f: &MetaFailure| {
+        e.error_code = f.code;
+        e.error_title = f.title.clone();
+        e.error_details = f.details.clone();
+        e.error_message = Some(f.message.clone());
+        e
+    };
+    // Timeline entries are written together, one statement for the batch.
+    let mut events: Vec<NewMessageEvent> = Vec::new();
+    let mut changed: Vec<MessageRow> = Vec::new();
+
+    if !sent.is_empty() {
+        let rows: Vec<MessageRow> = CachedSql::new(concat!(
+            "UPDATE messages m SET status = 'sent', wamid = u.wamid, lease_until = NULL,
+                    lease_token = NULL, next_attempt_at = NULL, updated_at = $4
+               FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(id, token, wamid)
+              WHERE m.id = u.id AND m.lease_token = u.token AND m.status = 'processing'
+             RETURNING ",
+            message_columns!()
+        ))
+        .bind::<Array<SqlUuid>, _>(sent.iter().map(|s| s.0.id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(sent.iter().map(|s| s.1).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(sent.iter().map(|s| s.2).collect::<Vec<_>>())
+        .bind::<Timestamptz, _>(now)
+        .load(conn)
+        .await?;
+        let done: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+        for (msg, _, _) in &sent {
+            if done.contains(&msg.id) {
+                events.push(event(msg, "sent"));
+            }
+        }
+        changed.extend(rows);
+        let lost: Vec<_> = sent.iter().filter(|s| !done.contains(&s.0.id)).collect();
+        if !lost.is_empty() {
+            // The lease was lost while Meta was answering: Meta's definite
+            // answer still settles a message nobody else has sent since.
+            let late: Vec<MessageRow> = CachedSql::new(concat!(
+                "UPDATE messages m SET status = 'sent', wamid = u.wamid, unknown_since = NULL,
+                        unknown_reason = NULL, next_attempt_at = NULL, updated_at = $3
+                   FROM unnest($1::uuid[], $2::text[]) AS u(id, wamid)
+                  WHERE m.id = u.id AND m.status = 'processing'
+                    AND m.unknown_reason = 'lease_expired'
+                 RETURNING ",
+                message_columns!()
+            ))
+            .bind::<Array<SqlUuid>, _>(lost.iter().map(|s| s.0.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(lost.iter().map(|s| s.2).collect::<Vec<_>>())
+            .bind::<Timestamptz, _>(now)
+            .load(conn)
+            .await?;
+            let settled: HashSet<Uuid> = late.iter().map(|r| r.id).collect();
+            for (msg, _, _) in &lost {
+                if settled.contains(&msg.id) {
+                    let mut e = event(msg, "sent");
+                    e.note = Some("Meta answered after the lease had expired".into());
+                    events.push(e);
                 }
             }
-            Outcome::Retry { at, failure } => {
-                let n = diesel::update(fenced)
-                    .set((
-                        messages::status.eq("retrying"),
-                        messages::next_attempt_at.eq(at),
-                        messages::lease_until.eq(None::<DateTime<Utc>>),
-                        messages::lease_token.eq(None::<Uuid>),
-                        messages::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                if n > 0 {
-                    event.status = "retrying".into();
-                    event.error_code = failure.code;
-                    event.error_title = failure.title.clone();
-                    event.error_details = failure.details.clone();
-                    event.error_message = Some(failure.message.clone());
-                    event.note = Some(format!(
-                        "next attempt at {}",
-                        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    ));
-                    events.push(event);
-                }
-            }
-            Outcome::Failed(failure) => {
-                let updated: Option<MessageRow> = diesel::update(fenced)
-                    .set((
-                        messages::status.eq("failed"),
-                        messages::error_code.eq(failure.code),
-                        messages::error_title.eq(&failure.title),
-                        messages::error_details.eq(&failure.details),
-                        messages::error_message.eq(&failure.message),
-                        messages::lease_until.eq(None::<DateTime<Utc>>),
-                        messages::lease_token.eq(None::<Uuid>),
-                        messages::next_attempt_at.eq(None::<DateTime<Utc>>),
-                        messages::updated_at.eq(now),
-                    ))
-                    .returning(MessageRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-                if let Some(row) = updated {
-                    event.status = "failed".into();
-                    event.error_code = failure.code;
-                    event.error_title = failure.title.clone();
-                    event.error_details = failure.details.clone();
-                    event.error_message = Some(failure.message.clone());
-                    events.push(event);
-                    sent.push(row);
-                }
-            }
-            Outcome::Unknown { note } => {
-                let n = diesel::update(fenced)
-                    .set((
-                        messages::unknown_since.eq(now),
-                        messages::unknown_reason.eq("timeout"),
-                        messages::lease_until.eq(None::<DateTime<Utc>>),
-                        messages::lease_token.eq(None::<Uuid>),
-                        messages::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                if n > 0 {
-                    event.note = Some(note.clone());
-                    events.push(event);
-                }
-            }
-            Outcome::Released => {
-                let back = if msg.attempts > 1 {
-                    "retrying"
-                } else {
-                    "queued"
-                };
-                diesel::update(fenced)
-                    .set((
-                        messages::status.eq(back),
-                        messages::attempts.eq(msg.attempts - 1),
-                        messages::next_attempt_at.eq(now),
-                        messages::lease_until.eq(None::<DateTime<Utc>>),
-                        messages::lease_token.eq(None::<Uuid>),
-                        messages::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
+            changed.extend(late);
+            // The others: a status webhook got there first; keep the wamid.
+            let rest: Vec<_> = lost.iter().filter(|s| !settled.contains(&s.0.id)).collect();
+            if !rest.is_empty() {
+                CachedSql::new(
+                    "UPDATE messages m SET wamid = u.wamid
+                       FROM unnest($1::uuid[], $2::text[]) AS u(id, wamid)
+                      WHERE m.id = u.id AND m.wamid IS NULL",
+                )
+                .bind::<Array<SqlUuid>, _>(rest.iter().map(|s| s.0.id).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(rest.iter().map(|s| s.2).collect::<Vec<_>>())
+                .execute(conn)
+                .await?;
             }
         }
     }
-    if !events.is_empty() {
-        diesel::insert_into(message_events::table)
-            .values(&events)
-            .execute(conn)
-            .await?;
+
+    if !retry.is_empty() {
+        let done: HashSet<Uuid> = CachedSql::new(
+            "UPDATE messages m SET status = 'retrying', next_attempt_at = u.at, lease_until = NULL,
+                    lease_token = NULL, updated_at = $4
+               FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS u(id, token, at)
+              WHERE m.id = u.id AND m.lease_token = u.token AND m.status = 'processing'
+             RETURNING m.id",
+        )
+        .bind::<Array<SqlUuid>, _>(retry.iter().map(|r| r.0.id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(retry.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(retry.iter().map(|r| r.2).collect::<Vec<_>>())
+        .bind::<Timestamptz, _>(now)
+        .load::<Id>(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+        for (msg, _, at, failure) in &retry {
+            if done.contains(&msg.id) {
+                let mut e = with_failure(event(msg, "retrying"), failure);
+                e.note = Some(format!(
+                    "next attempt at {}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ));
+                events.push(e);
+            }
+        }
     }
-    if sent.is_empty() {
+
+    if !failed.is_empty() {
+        let rows: Vec<MessageRow> = CachedSql::new(concat!(
+            "UPDATE messages m SET status = 'failed', error_code = u.code, error_title = u.title,
+                    error_details = u.details, error_message = u.message, lease_until = NULL,
+                    lease_token = NULL, next_attempt_at = NULL, updated_at = $7
+               FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[])
+                    AS u(id, token, code, title, details, message)
+              WHERE m.id = u.id AND m.lease_token = u.token AND m.status = 'processing'
+             RETURNING ",
+            message_columns!()
+        ))
+        .bind::<Array<SqlUuid>, _>(failed.iter().map(|f| f.0.id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(failed.iter().map(|f| f.1).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(failed.iter().map(|f| f.2.code).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            failed
+                .iter()
+                .map(|f| f.2.title.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            failed
+                .iter()
+                .map(|f| f.2.details.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            failed
+                .iter()
+                .map(|f| f.2.message.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Timestamptz, _>(now)
+        .load(conn)
+        .await?;
+        let done: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+        for (msg, _, failure) in &failed {
+            if done.contains(&msg.id) {
+                events.push(with_failure(event(msg, "failed"), failure));
+            }
+        }
+        changed.extend(rows);
+    }
+
+    if !unknown.is_empty() {
+        let done: HashSet<Uuid> = CachedSql::new(
+            "UPDATE messages m SET unknown_since = $3, unknown_reason = 'timeout', lease_until = NULL,
+                    lease_token = NULL, updated_at = $3
+               FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
+              WHERE m.id = u.id AND m.lease_token = u.token AND m.status = 'processing'
+             RETURNING m.id",
+        )
+        .bind::<Array<SqlUuid>, _>(unknown.iter().map(|u| u.0.id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(unknown.iter().map(|u| u.1).collect::<Vec<_>>())
+        .bind::<Timestamptz, _>(now)
+        .load::<Id>(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+        for (msg, _, note) in &unknown {
+            if done.contains(&msg.id) {
+                let mut e = event(msg, "processing");
+                e.note = Some((*note).to_owned());
+                events.push(e);
+            }
+        }
+    }
+
+    if !released.is_empty() {
+        // Not attempted: the attempt is handed back with the message.
+        CachedSql::new(
+            "UPDATE messages m SET status = CASE WHEN m.attempts > 1 THEN 'retrying' ELSE 'queued' END,
+                    attempts = m.attempts - 1, next_attempt_at = $3, lease_until = NULL,
+                    lease_token = NULL, updated_at = $3
+               FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
+              WHERE m.id = u.id AND m.lease_token = u.token AND m.status = 'processing'",
+        )
+        .bind::<Array<SqlUuid>, _>(released.iter().map(|r| r.0.id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(released.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind::<Timestamptz, _>(now)
+        .execute(conn)
+        .await?;
+    }
+
+    insert_events(conn, &events).await?;
+    if changed.is_empty() {
         return Ok(Vec::new());
     }
     let contacts_by_id: HashMap<Uuid, ContactRow> = contacts::table
-        .filter(contacts::id.eq_any(sent.iter().filter_map(|m| m.contact_id).collect::<Vec<_>>()))
+        .filter(
+            contacts::id.eq_any(
+                changed
+                    .iter()
+                    .filter_map(|m| m.contact_id)
+                    .collect::<Vec<_>>(),
+            ),
+        )
         .select(ContactRow::as_select())
         .load(conn)
         .await?
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
-    Ok(sent
+    Ok(changed
         .into_iter()
         .map(|m| {
             let c = m.contact_id.and_then(|id| contacts_by_id.get(&id).cloned());
@@ -322,17 +388,18 @@ impl Store {
         .returning(MessageRow::as_returning())
         .get_results(&mut conn)
         .await?;
-        for m in &lost {
-            let mut e = NewMessageEvent::new(m, "processing", "dispatcher");
-            e.note = Some(
-                "lease expired before the outcome was recorded: waiting for Meta's status webhook"
-                    .into(),
-            );
-            diesel::insert_into(message_events::table)
-                .values(&e)
-                .execute(&mut conn)
-                .await?;
-        }
+        let events: Vec<NewMessageEvent> = lost
+            .iter()
+            .map(|m| {
+                let mut e = NewMessageEvent::new(m, "processing", "dispatcher");
+                e.note = Some(
+                    "lease expired before the outcome was recorded: waiting for Meta's status webhook"
+                        .into(),
+                );
+                e
+            })
+            .collect();
+        insert_events(&mut conn, &events).await?;
         let requeued: Vec<MessageRow> = diesel::update(
             messages::table
                 .filter(messages::status.eq("processing"))
@@ -350,14 +417,15 @@ impl Store {
         .returning(MessageRow::as_returning())
         .get_results(&mut conn)
         .await?;
-        for m in &requeued {
-            let mut e = NewMessageEvent::new(m, "retrying", "dispatcher");
-            e.note = Some("no status from Meta after the lost lease: the request never reached Meta; sending again".into());
-            diesel::insert_into(message_events::table)
-                .values(&e)
-                .execute(&mut conn)
-                .await?;
-        }
+        let events: Vec<NewMessageEvent> = requeued
+            .iter()
+            .map(|m| {
+                let mut e = NewMessageEvent::new(m, "retrying", "dispatcher");
+                e.note = Some("no status from Meta after the lost lease: the request never reached Meta; sending again".into());
+                e
+            })
+            .collect();
+        insert_events(&mut conn, &events).await?;
         let expired: Vec<MessageRow> = diesel::update(
             messages::table
                 .filter(messages::status.eq("processing"))
@@ -375,16 +443,27 @@ impl Store {
         .returning(MessageRow::as_returning())
         .get_results(&mut conn)
         .await?;
-        for m in &expired {
-            let mut e = NewMessageEvent::new(m, "failed", "dispatcher");
-            e.error_message = m.error_message.clone();
-            e.error_title = m.error_title.clone();
-            diesel::insert_into(message_events::table)
-                .values(&e)
-                .execute(&mut conn)
-                .await?;
-        }
+        let events: Vec<NewMessageEvent> = expired
+            .iter()
+            .map(|m| {
+                let mut e = NewMessageEvent::new(m, "failed", "dispatcher");
+                e.error_message = m.error_message.clone();
+                e.error_title = m.error_title.clone();
+                e
+            })
+            .collect();
+        insert_events(&mut conn, &events).await?;
         Ok(requeued.len())
+    }
+
+    /// Forgets pair pacing that no longer restrains anything (a theoretical
+    /// arrival time in the past counts as now), so the table holds only the
+    /// recipients messaged within the last pair period or so.
+    pub async fn prune_pair_pacing(&self) -> StoreResult<usize> {
+        let mut conn = self.conn().await?;
+        Ok(CachedSql::new("DELETE FROM pair_pacing WHERE tat < now()")
+            .execute(&mut conn)
+            .await?)
     }
 
     /// Delays every due message to one recipient of a phone (Meta answered
@@ -460,6 +539,15 @@ async fn lock_pacing(c: &mut AsyncPgConnection, phone_id: Uuid) -> StoreResult<D
         .await?)
 }
 
+/// A due message and its recipient's pair pacing state.
+#[derive(QueryableByName)]
+struct Candidate {
+    #[diesel(embed)]
+    message: MessageRow,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pair_tat: Option<DateTime<Utc>>,
+}
+
 async fn claim_phone_on(
     c: &mut AsyncPgConnection,
     phone_id: Uuid,
@@ -484,119 +572,114 @@ async fn claim_phone_on(
     let budget = ((now + pace.window - base).num_microseconds().unwrap_or(0)
         / interval.num_microseconds().unwrap_or(1))
     .clamp(0, max);
+    let empty = |phone, waba| {
+        Ok(Some(PhoneClaim {
+            phone,
+            waba,
+            messages: Vec::new(),
+        }))
+    };
     if budget == 0 {
-        return Ok(Some(PhoneClaim {
-            phone,
-            waba,
-            messages: Vec::new(),
-        }));
+        return empty(phone, waba);
     }
-    let candidates: Vec<MessageRow> = messages::table
-        .filter(messages::phone_id.eq(phone_id))
-        .filter(messages::status.eq_any(DUE))
-        .filter(messages::next_attempt_at.le(now))
-        .order((messages::next_attempt_at.asc(), messages::id.asc()))
-        .limit(budget)
-        .select(MessageRow::as_select())
-        .for_update()
-        .skip_locked()
-        .load(c)
-        .await?;
+    // The recipients' pair pacing comes with the messages: a join probed
+    // per message in send order, not a lookup of many keys that the
+    // planner may turn into a scan of the whole (possibly unanalysed) table.
+    let candidates: Vec<Candidate> = CachedSql::new(concat!(
+        "SELECT ",
+        message_columns!(),
+        ", p.tat AS pair_tat
+           FROM messages m
+           LEFT JOIN pair_pacing p ON p.phone_id = m.phone_id AND p.recipient = m.recipient
+          WHERE m.phone_id = $1 AND m.status IN ('queued', 'scheduled', 'retrying')
+            AND m.next_attempt_at <= $2
+          ORDER BY m.next_attempt_at, m.id
+          LIMIT $3
+          FOR UPDATE OF m SKIP LOCKED"
+    ))
+    .bind::<SqlUuid, _>(phone_id)
+    .bind::<Timestamptz, _>(now)
+    .bind::<BigInt, _>(budget)
+    .load(c)
+    .await?;
     if candidates.is_empty() {
-        return Ok(Some(PhoneClaim {
-            phone,
-            waba,
-            messages: Vec::new(),
-        }));
+        return empty(phone, waba);
     }
 
     // Pair pacing: GCRA per recipient.
-    let recipients: Vec<String> = candidates
-        .iter()
-        .filter_map(|m| m.recipient.clone())
-        .collect();
-    let mut pair_tat: HashMap<String, DateTime<Utc>> = pair_pacing::table
-        .filter(pair_pacing::phone_id.eq(phone_id))
-        .filter(pair_pacing::recipient.eq_any(&recipients))
-        .select((pair_pacing::recipient, pair_pacing::tat))
-        .load::<(String, DateTime<Utc>)>(c)
-        .await?
-        .into_iter()
-        .collect();
     let tolerance = pace.pair_period * (pace.pair_burst - 1).max(0);
+    let mut pair_tat: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut allowed = Vec::new();
     let mut deferred: Vec<(Uuid, DateTime<Utc>)> = Vec::new();
-    let mut touched: HashMap<String, DateTime<Utc>> = HashMap::new();
-    for m in candidates {
-        let r = m.recipient.clone().unwrap_or_default();
-        let t = pair_tat.get(&r).copied().unwrap_or(now).max(now);
+    for Candidate {
+        message: m,
+        pair_tat: stored,
+    } in candidates
+    {
+        let Some(r) = m.recipient.clone() else {
+            // No recipient known: no pair to pace.
+            allowed.push(m);
+            continue;
+        };
+        let t = pair_tat.get(&r).copied().or(stored).unwrap_or(now).max(now);
         if t - tolerance <= now {
-            let next = t + pace.pair_period;
-            pair_tat.insert(r.clone(), next);
-            touched.insert(r, next);
+            pair_tat.insert(r, t + pace.pair_period);
             allowed.push(m);
         } else {
             deferred.push((m.id, t - tolerance));
         }
     }
-    for (id, at) in &deferred {
-        diesel::update(messages::table.find(*id))
-            .set(messages::next_attempt_at.eq(*at))
-            .execute(c)
-            .await?;
-    }
-    for (r, t) in &touched {
-        diesel::insert_into(pair_pacing::table)
-            .values((
-                pair_pacing::phone_id.eq(phone_id),
-                pair_pacing::recipient.eq(r),
-                pair_pacing::tat.eq(*t),
-            ))
-            .on_conflict((pair_pacing::phone_id, pair_pacing::recipient))
-            .do_update()
-            .set(pair_pacing::tat.eq(*t))
-            .execute(c)
-            .await?;
-    }
-    if allowed.is_empty() {
-        return Ok(Some(PhoneClaim {
-            phone,
-            waba,
-            messages: Vec::new(),
-        }));
-    }
+    // Sorted, so concurrent writers of pair rows lock them in one order.
+    let mut touched: Vec<(String, DateTime<Utc>)> = pair_tat.into_iter().collect();
+    touched.sort();
     let token = Uuid::new_v4();
     let ids: Vec<Uuid> = allowed.iter().map(|m| m.id).collect();
-    let mut claimed: Vec<MessageRow> =
-        diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
-            .set((
-                messages::status.eq("processing"),
-                messages::attempts.eq(messages::attempts + 1),
-                messages::lease_until.eq(now + pace.lease),
-                messages::lease_token.eq(token),
-                messages::updated_at.eq(now),
-            ))
-            .returning(MessageRow::as_returning())
-            .get_results(c)
-            .await?;
+    // Every allowed message is locked by us, so all of them are claimed.
+    let n = i32::try_from(ids.len()).unwrap_or(i32::MAX);
+    // One statement: the claim under a lease with its timeline entries, the
+    // phone's and the recipients' pacing, and the deferrals.
+    let mut claimed: Vec<MessageRow> = CachedSql::new(concat!(
+        "WITH c AS (
+            UPDATE messages m SET status = 'processing', attempts = m.attempts + 1,
+                   lease_until = $3, lease_token = $2, updated_at = $4
+             WHERE m.id = ANY($1)
+            RETURNING ",
+        message_columns!(),
+        "
+         ),
+         e AS (
+            INSERT INTO message_events (org_id, message_id, status, at, attempt, source)
+            SELECT c.org_id, c.id, 'processing', $4, c.attempts, 'dispatcher' FROM c
+         ),
+         d AS (
+            UPDATE messages m SET next_attempt_at = u.at
+              FROM unnest($5::uuid[], $6::timestamptz[]) AS u(id, at)
+             WHERE m.id = u.id
+         ),
+         pp AS (
+            INSERT INTO pair_pacing (phone_id, recipient, tat)
+            SELECT $7, u.recipient, u.tat FROM unnest($8::text[], $9::timestamptz[]) AS u(recipient, tat)
+            ON CONFLICT (phone_id, recipient) DO UPDATE SET tat = excluded.tat
+         ),
+         ph AS (
+            UPDATE phone_pacing SET tat = $10 WHERE phone_id = $7 AND $11
+         )
+         SELECT * FROM c ORDER BY next_attempt_at, id"
+    ))
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<SqlUuid, _>(token)
+    .bind::<Timestamptz, _>(now + pace.lease)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<SqlUuid>, _>(deferred.iter().map(|d| d.0).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(deferred.iter().map(|d| d.1).collect::<Vec<_>>())
+    .bind::<SqlUuid, _>(phone_id)
+    .bind::<Array<Text>, _>(touched.iter().map(|t| t.0.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(touched.iter().map(|t| t.1).collect::<Vec<_>>())
+    .bind::<Timestamptz, _>(base + interval * n)
+    .bind::<Bool, _>(n > 0)
+    .load(c)
+    .await?;
     claimed.sort_by_key(|m| (m.next_attempt_at, m.id));
-    let events: Vec<NewMessageEvent> = claimed
-        .iter()
-        .map(|m| {
-            let mut e = NewMessageEvent::new(m, "processing", "dispatcher");
-            e.attempt = Some(m.attempts);
-            e
-        })
-        .collect();
-    diesel::insert_into(message_events::table)
-        .values(&events)
-        .execute(c)
-        .await?;
-    let n = i32::try_from(claimed.len()).unwrap_or(i32::MAX);
-    diesel::update(phone_pacing::table.find(phone_id))
-        .set(phone_pacing::tat.eq(base + interval * n))
-        .execute(c)
-        .await?;
     let messages = claimed
         .into_iter()
         .enumerate()

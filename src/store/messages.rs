@@ -5,10 +5,24 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::contacts::ContactRow;
+use super::events::CachedSql;
 use super::schema::{contacts, message_events, messages};
 use super::{PageRequest, Store, StoreResult};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// Every column of a message aliased `m`, named as [`MessageRow`]'s fields
+/// (`type AS kind`), for raw statements that return rows by name.
+macro_rules! message_columns {
+    () => {
+        "m.id, m.org_id, m.phone_id, m.conversation_id, m.contact_id, m.direction, \
+         m.type AS kind, m.content, m.payload, m.status, m.recipient, m.wamid, m.batch_id, \
+         m.send_at, m.next_attempt_at, m.attempts, m.lease_until, m.lease_token, \
+         m.unknown_since, m.unknown_reason, m.error_code, m.error_title, m.error_details, \
+         m.error_message, m.pricing, m.warnings, m.meta_timestamp, m.created_at, m.updated_at"
+    };
+}
+pub(crate) use message_columns;
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub struct MessageRow {
     pub id: Uuid,
@@ -94,6 +108,44 @@ impl NewMessageEvent {
             note: None,
         }
     }
+}
+
+/// Adds entries to message timelines, in order, in one prepared statement
+/// whatever their number (a multi-row insert is re-planned per row count).
+pub async fn insert_events(
+    conn: &mut AsyncPgConnection,
+    events: &[NewMessageEvent],
+) -> StoreResult<()> {
+    use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as U};
+    if events.is_empty() {
+        return Ok(());
+    }
+    fn col<T>(events: &[NewMessageEvent], f: impl Fn(&NewMessageEvent) -> T) -> Vec<T> {
+        events.iter().map(f).collect()
+    }
+    // unnest yields rows in array order, so ids follow the given order.
+    CachedSql::new(
+        "INSERT INTO message_events (org_id, message_id, status, at, attempt, error_code,
+                                     error_title, error_details, error_message, pricing, source, note)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int4[],
+                              $6::int8[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
+                              $11::text[], $12::text[])",
+    )
+    .bind::<Array<U>, _>(col(events, |e| e.org_id))
+    .bind::<Array<U>, _>(col(events, |e| e.message_id))
+    .bind::<Array<Text>, _>(col(events, |e| e.status.clone()))
+    .bind::<Array<Timestamptz>, _>(col(events, |e| e.at))
+    .bind::<Array<Nullable<Int4>>, _>(col(events, |e| e.attempt))
+    .bind::<Array<Nullable<BigInt>>, _>(col(events, |e| e.error_code))
+    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.error_title.clone()))
+    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.error_details.clone()))
+    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.error_message.clone()))
+    .bind::<Array<Nullable<Jsonb>>, _>(col(events, |e| e.pricing.clone()))
+    .bind::<Array<Text>, _>(col(events, |e| e.source.clone()))
+    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.note.clone()))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Meta's error, as recorded on a failed message.
