@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(secs * 4 + 60);
         loop {
-            let sent = sim.accepted_sends().len();
+            let sent = sim.accepted_send_count();
             if sent >= n || Instant::now() > deadline {
                 break;
             }

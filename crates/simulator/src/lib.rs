@@ -348,13 +348,28 @@ impl Simulator {
         self.shared.log.lock().filtered(filter)
     }
 
+    /// How many logged requests match (for polling: copies nothing, so it
+    /// holds the log's lock, which every request takes, only briefly).
+    pub fn count_matching(&self, filter: &RequestFilter) -> usize {
+        self.shared.log.lock().count(filter)
+    }
+
     /// Logged sends (`messages.send`) that were accepted (got a wamid).
     pub fn accepted_sends(&self) -> Vec<LoggedRequest> {
-        self.requests_matching(&RequestFilter {
+        self.requests_matching(&Self::accepted_filter())
+    }
+
+    /// How many sends were accepted (see [`Self::accepted_sends`]).
+    pub fn accepted_send_count(&self) -> usize {
+        self.count_matching(&Self::accepted_filter())
+    }
+
+    fn accepted_filter() -> RequestFilter {
+        RequestFilter {
             kind: Some("messages.send".into()),
             accepted: Some(true),
             ..Default::default()
-        })
+        }
     }
 
     pub fn clear_requests(&self) {

@@ -131,6 +131,12 @@ impl RequestLog {
         }
     }
 
+    /// How many entries match, without copying them.
+    pub fn count(&self, f: &RequestFilter) -> usize {
+        let n = self.entries.iter().filter(|r| f.matches(r)).count();
+        f.limit.map_or(n, |l| n.min(l))
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
     }
