@@ -146,7 +146,9 @@ async fn resolve_contacts(
     conn: &mut AsyncPgConnection,
     items: &[NewOutbound],
 ) -> StoreResult<Vec<ContactRow>> {
-    let phone_ids: Vec<Uuid> = items.iter().map(|i| i.phone_id).collect();
+    let mut phone_ids: Vec<Uuid> = items.iter().map(|i| i.phone_id).collect();
+    phone_ids.sort_unstable();
+    phone_ids.dedup();
     let wa_ids: Vec<String> = items
         .iter()
         .filter_map(|i| i.identity.wa_id.clone())
