@@ -27,9 +27,12 @@ use crate::store::{Store, StoreError, StoreResult};
 
 /// Deliveries claimed at once.
 pub const BATCH: i64 = 256;
-/// Batches processed at once per instance: while one waits on PostgreSQL
-/// the other works, and a full batch wakes the next worker.
-pub const WORKERS: usize = 2;
+/// Batches processed at once per instance. One: deliveries are applied in
+/// the order they were received, which identity changes need (a message
+/// naming a BSUID must not be applied after the `user_id_update` that
+/// replaced it). A second worker overlapped batches for more throughput
+/// but could apply a later batch first.
+pub const WORKERS: usize = 1;
 /// Longer than any batch takes; a crashed worker's claim expires after it.
 pub const LEASE: Duration = Duration::from_secs(60);
 /// Claims (processing runs) before a delivery is marked failed.
