@@ -82,6 +82,18 @@ impl Recipient {
 }
 
 impl Identity {
+    /// This identity completed by `known`: what this one says wins, what it
+    /// leaves out is kept.
+    pub fn over(&self, known: &Identity) -> Identity {
+        Identity {
+            wa_id: self.wa_id.clone().or(known.wa_id.clone()),
+            bsuid: self.bsuid.clone().or(known.bsuid.clone()),
+            parent_bsuid: self.parent_bsuid.clone().or(known.parent_bsuid.clone()),
+            username: self.username.clone().or(known.username.clone()),
+            profile_name: self.profile_name.clone().or(known.profile_name.clone()),
+        }
+    }
+
     /// Meta sends `""` for absent ids: treat blanks as absent.
     pub fn normalised(self) -> Identity {
         let keep = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());

@@ -90,25 +90,7 @@ fn on_own_thread(
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let workers = {
-        let (app, store, wake, shutdown) =
-            (app.clone(), store.clone(), wake.clone(), shutdown.clone());
-        async move {
-            let tasks: Vec<_> = (0..WORKERS)
-                .map(|_| {
-                    tokio::spawn(run(
-                        app.clone(),
-                        store.clone(),
-                        wake.clone(),
-                        shutdown.clone(),
-                    ))
-                })
-                .collect();
-            for t in tasks {
-                let _ = t.await;
-            }
-        }
-    };
+    let on_thread = workers(app.clone(), store.clone(), wake.clone(), shutdown.clone());
     let thread = std::thread::Builder::new()
         .name("wagate-inbound".into())
         .spawn(move || {
@@ -116,7 +98,7 @@ fn on_own_thread(
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt.block_on(workers),
+                Ok(rt) => rt.block_on(on_thread),
                 Err(e) => tracing::error!(error = %e, "inbound processor runtime"),
             }
             let _ = done.send(());
@@ -128,22 +110,25 @@ fn on_own_thread(
         Err(e) => {
             // No thread to be had: share the server's runtime.
             tracing::warn!(error = %e, "inbound processor thread; running on the server's runtime");
-            tokio::spawn(async move {
-                let tasks: Vec<_> = (0..WORKERS)
-                    .map(|_| {
-                        tokio::spawn(run(
-                            app.clone(),
-                            store.clone(),
-                            wake.clone(),
-                            shutdown.clone(),
-                        ))
-                    })
-                    .collect();
-                for t in tasks {
-                    let _ = t.await;
-                }
-            })
+            tokio::spawn(workers(app, store, wake, shutdown))
         }
+    }
+}
+
+/// Runs the processing workers until shutdown.
+async fn workers(app: App, store: Store, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            tokio::spawn(run(
+                app.clone(),
+                store.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
     }
 }
 

@@ -26,6 +26,27 @@ pub struct ContactRow {
 }
 
 impl ContactRow {
+    /// A new contact of a phone's inbox, known by this identity.
+    pub fn new(org_id: Uuid, phone_id: Uuid, identity: &Identity, now: DateTime<Utc>) -> Self {
+        let (identifier, identifier_type) = identity
+            .identifier()
+            .unwrap_or_else(|| (String::new(), "phone"));
+        ContactRow {
+            id: Uuid::new_v4(),
+            org_id,
+            phone_id,
+            identifier,
+            identifier_type: identifier_type.to_owned(),
+            wa_id: identity.wa_id.clone(),
+            bsuid: identity.bsuid.clone(),
+            parent_bsuid: identity.parent_bsuid.clone(),
+            username: identity.username.clone(),
+            profile_name: identity.profile_name.clone(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn identity(&self) -> Identity {
         Identity {
             wa_id: self.wa_id.clone(),
@@ -88,7 +109,7 @@ pub async fn upsert_contact(
     phone_id: Uuid,
     identity: &Identity,
 ) -> StoreResult<ContactRow> {
-    let Some((identifier, identifier_type)) = identity.identifier() else {
+    let Some((identifier, _)) = identity.identifier() else {
         return Err(StoreError::Query(diesel::result::Error::QueryBuilderError(
             "a contact needs a phone, a BSUID or a username".into(),
         )));
@@ -115,13 +136,7 @@ pub async fn upsert_contact(
         .optional()?;
     let now = Utc::now();
     if let Some(c) = existing {
-        let merged = Identity {
-            wa_id: identity.wa_id.clone().or(c.wa_id.clone()),
-            bsuid: identity.bsuid.clone().or(c.bsuid.clone()),
-            parent_bsuid: identity.parent_bsuid.clone().or(c.parent_bsuid.clone()),
-            username: identity.username.clone().or(c.username.clone()),
-            profile_name: identity.profile_name.clone().or(c.profile_name.clone()),
-        };
+        let merged = identity.over(&c.identity());
         if merged == c.identity() {
             return Ok(c);
         }
@@ -152,20 +167,7 @@ pub async fn upsert_contact(
             Err(e) => Err(e.into()),
         };
     }
-    let row = ContactRow {
-        id: Uuid::new_v4(),
-        org_id,
-        phone_id,
-        identifier,
-        identifier_type: identifier_type.to_owned(),
-        wa_id: identity.wa_id.clone(),
-        bsuid: identity.bsuid.clone(),
-        parent_bsuid: identity.parent_bsuid.clone(),
-        username: identity.username.clone(),
-        profile_name: identity.profile_name.clone(),
-        created_at: now,
-        updated_at: now,
-    };
+    let row = ContactRow::new(org_id, phone_id, identity, now);
     // A concurrent insert of the same identifier wins; we take its row.
     diesel::insert_into(contacts::table)
         .values(&row)

@@ -182,25 +182,17 @@ async fn resolve_contacts(
         if find(&existing, item).is_some() || find(&missing, item).is_some() {
             continue;
         }
-        let Some((identifier, kind)) = item.identity.identifier() else {
+        if item.identity.identifier().is_none() {
             return Err(StoreError::Query(diesel::result::Error::QueryBuilderError(
                 "a send without a recipient".into(),
             )));
-        };
-        missing.push(ContactRow {
-            id: Uuid::new_v4(),
-            org_id: item.org_id,
-            phone_id: item.phone_id,
-            identifier,
-            identifier_type: kind.to_owned(),
-            wa_id: item.identity.wa_id.clone(),
-            bsuid: item.identity.bsuid.clone(),
-            parent_bsuid: None,
-            username: None,
-            profile_name: None,
-            created_at: now,
-            updated_at: now,
-        });
+        }
+        missing.push(ContactRow::new(
+            item.org_id,
+            item.phone_id,
+            &item.identity,
+            now,
+        ));
     }
     missing.sort_by(|a, b| (a.phone_id, &a.identifier).cmp(&(b.phone_id, &b.identifier)));
     let created: Vec<ContactRow> = if missing.is_empty() {

@@ -272,7 +272,7 @@ impl Batch {
             // The batch's senders were preloaded: no lookup needed.
             Some(_) => match self.existing_match(phone.id, &identity) {
                 Some(found) => {
-                    let merged = merge(&identity, &found.identity());
+                    let merged = identity.over(&found.identity());
                     if merged == found.identity() {
                         // Known, and the message tells nothing new: no query.
                         found
@@ -672,35 +672,7 @@ impl Batch {
 
 /// A new contact of the phone's inbox for this (non-empty) identity.
 fn new_contact(phone: &PhoneRow, identity: &Identity) -> ContactRow {
-    let (identifier, identifier_type) = identity
-        .identifier()
-        .unwrap_or_else(|| (String::new(), "phone"));
-    let now = Utc::now();
-    ContactRow {
-        id: Uuid::new_v4(),
-        org_id: phone.org_id,
-        phone_id: phone.id,
-        identifier,
-        identifier_type: identifier_type.to_owned(),
-        wa_id: identity.wa_id.clone(),
-        bsuid: identity.bsuid.clone(),
-        parent_bsuid: identity.parent_bsuid.clone(),
-        username: identity.username.clone(),
-        profile_name: identity.profile_name.clone(),
-        created_at: now,
-        updated_at: now,
-    }
-}
-
-/// What `upsert_contact` keeps: the new values, else the known ones.
-fn merge(new: &Identity, known: &Identity) -> Identity {
-    Identity {
-        wa_id: new.wa_id.clone().or(known.wa_id.clone()),
-        bsuid: new.bsuid.clone().or(known.bsuid.clone()),
-        parent_bsuid: new.parent_bsuid.clone().or(known.parent_bsuid.clone()),
-        username: new.username.clone().or(known.username.clone()),
-        profile_name: new.profile_name.clone().or(known.profile_name.clone()),
-    }
+    ContactRow::new(phone.org_id, phone.id, identity, Utc::now())
 }
 
 /// Who the batch's messages come from and its echoes go to, phone by
@@ -810,9 +782,9 @@ async fn preload_contacts(
             planned.push(new_contact(phone, identity));
             continue;
         };
-        let mut merged = merge(identity, &planned[first].identity());
+        let mut merged = identity.over(&planned[first].identity());
         for &i in rest.iter().rev() {
-            merged = merge(&merged, &planned[i].identity());
+            merged = merged.over(&planned[i].identity());
             planned.remove(i);
         }
         let row = &mut planned[first];
