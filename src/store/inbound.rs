@@ -548,18 +548,7 @@ pub async fn insert_messages(
     conn: &mut AsyncPgConnection,
     rows: &[MessageRow],
 ) -> StoreResult<Vec<MessageRow>> {
-    let mut inserted = Vec::with_capacity(rows.len());
-    // 29 columns a row: 1,000 rows stay under PostgreSQL's 65,535 parameters.
-    for chunk in rows.chunks(1_000) {
-        let got: Vec<MessageRow> = diesel::insert_into(messages::table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .returning(MessageRow::as_returning())
-            .get_results(conn)
-            .await?;
-        inserted.extend(got);
-    }
-    Ok(inserted)
+    super::messages::insert_messages(conn, rows, super::messages::OnDuplicate::Skip).await
 }
 
 /// The outbound messages of a phone that statuses name, by wamid or by the

@@ -56,6 +56,103 @@ pub struct MessageRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The columns of `messages` in [`MessageRow`]'s order, as an INSERT names them.
+macro_rules! insert_columns {
+    () => {
+        "INSERT INTO messages AS m (id, org_id, phone_id, conversation_id, contact_id, direction, \
+         type, content, payload, status, recipient, wamid, batch_id, send_at, next_attempt_at, \
+         attempts, lease_until, lease_token, unknown_since, unknown_reason, error_code, \
+         error_title, error_details, error_message, pricing, warnings, meta_timestamp, \
+         created_at, updated_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) "
+    };
+}
+
+/// What to do with a row whose (phone, wamid) is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// Fail the statement (sends: a duplicate is a bug, never to be hidden).
+    Fail,
+    /// Skip it (Meta redelivering a message): only new rows come back.
+    Skip,
+}
+
+/// Inserts messages with one statement prepared once per connection,
+/// however many rows: one array per column, unnested. (A multi-row VALUES
+/// has 29 parameters a row, is built, parsed and planned afresh for every
+/// row count, and costs more than the insert.) Returns the rows inserted.
+pub async fn insert_messages(
+    conn: &mut AsyncPgConnection,
+    rows: &[MessageRow],
+    on_duplicate: OnDuplicate,
+) -> StoreResult<Vec<MessageRow>> {
+    use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as U};
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    const FAIL: &str = concat!(insert_columns!(), "RETURNING ", message_columns!());
+    const SKIP: &str = concat!(
+        insert_columns!(),
+        "ON CONFLICT DO NOTHING RETURNING ",
+        message_columns!()
+    );
+    let col = |f: fn(&MessageRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let opt_uuid = |f: fn(&MessageRow) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
+    let text =
+        |f: fn(&MessageRow) -> &str| rows.iter().map(|r| f(r).to_owned()).collect::<Vec<_>>();
+    let opt_text = |f: fn(&MessageRow) -> Option<&str>| {
+        rows.iter()
+            .map(|r| f(r).map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let time = |f: fn(&MessageRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
+    let json = |f: fn(&MessageRow) -> &serde_json::Value| {
+        rows.iter().map(|r| f(r).clone()).collect::<Vec<_>>()
+    };
+    let q = CachedSql::new(match on_duplicate {
+        OnDuplicate::Fail => FAIL,
+        OnDuplicate::Skip => SKIP,
+    })
+    .bind::<Array<U>, _>(col(|r| r.id))
+    .bind::<Array<U>, _>(col(|r| r.org_id))
+    .bind::<Array<U>, _>(col(|r| r.phone_id))
+    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.conversation_id))
+    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.contact_id))
+    .bind::<Array<Text>, _>(text(|r| &r.direction))
+    .bind::<Array<Text>, _>(text(|r| &r.kind))
+    .bind::<Array<Jsonb>, _>(json(|r| &r.content))
+    .bind::<Array<Jsonb>, _>(json(|r| &r.payload))
+    .bind::<Array<Text>, _>(text(|r| &r.status))
+    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.recipient.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.wamid.as_deref()))
+    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.batch_id))
+    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.send_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.next_attempt_at))
+    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.lease_until))
+    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.lease_token))
+    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.unknown_since))
+    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.unknown_reason.as_deref()))
+    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.error_code).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_title.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_details.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_message.as_deref()))
+    .bind::<Array<Nullable<Jsonb>>, _>(rows.iter().map(|r| r.pricing.clone()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(json(|r| &r.warnings))
+    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.meta_timestamp))
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>());
+    let mut inserted: std::collections::HashMap<Uuid, MessageRow> = q
+        .load::<MessageRow>(conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    // RETURNING promises no order: give the rows back in the caller's.
+    Ok(rows.iter().filter_map(|r| inserted.remove(&r.id)).collect())
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = message_events, check_for_backend(diesel::pg::Pg))]
 pub struct MessageEventRow {

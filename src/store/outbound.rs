@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::contacts::{ContactRow, ConversationRow, contacts_matching, insert_contacts};
-use super::messages::{MessageRow, NewMessageEvent};
+use super::messages::{MessageRow, NewMessageEvent, OnDuplicate, insert_messages};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{contacts, conversations, message_events, messages, phone_numbers, wabas};
 use super::{Store, StoreError, StoreResult};
@@ -114,10 +114,7 @@ pub async fn insert_outbound(
             }
         })
         .collect();
-    diesel::insert_into(messages::table)
-        .values(&rows)
-        .execute(conn)
-        .await?;
+    let rows = insert_messages(conn, &rows, OnDuplicate::Fail).await?;
     let events: Vec<NewMessageEvent> = rows
         .iter()
         .map(|row| {
