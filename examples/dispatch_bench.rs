@@ -39,6 +39,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     wagate::install_crypto_provider();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let dir = tempfile::Builder::new()
         .prefix("wgdisp")
         .tempdir_in("/tmp")?;
@@ -133,18 +138,24 @@ async fn main() -> anyhow::Result<()> {
             .filter(|r| r.kind == "messages.send" && r.wamid.is_some())
             .collect();
         let throttled = log.iter().filter(|r| r.error_code == Some(130429)).count();
-        let (Some(first), Some(last)) = (
-            accepted.iter().map(|r| r.at).min(),
-            accepted.iter().map(|r| r.at).max(),
-        ) else {
+        let mut times: Vec<_> = accepted.iter().map(|r| r.at).collect();
+        times.sort();
+        let (Some(&first), Some(&last)) = (<[_]>::first(&times), <[_]>::last(&times)) else {
             println!("{mps:>5} msg/s tier: nothing was sent");
             continue;
         };
+        // A stall anywhere (claim, database, scheduler) shows as one long gap.
+        let longest = times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+            .num_milliseconds();
         let span = (last - first).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
         // n messages span n-1 intervals.
         let rate = (accepted.len().saturating_sub(1)) as f64 / span;
         println!(
-            "{mps:>5} msg/s tier: {} of {n} sent in {span:.2} s = {rate:.1} msg/s ({:+.2}% from the tier), 130429 answers: {throttled}",
+            "{mps:>5} msg/s tier: {} of {n} sent in {span:.2} s = {rate:.1} msg/s ({:+.2}% from the tier), 130429 answers: {throttled}, longest pause {longest} ms",
             accepted.len(),
             (rate / f64::from(mps) - 1.0) * 100.0
         );

@@ -149,8 +149,15 @@ async fn run(
                         busy = true;
                         break;
                     }
+                    let started = std::time::Instant::now();
                     match app.store.claim_phone(phone_id, pace, free).await {
                         Ok(Some(claim)) => {
+                            tracing::debug!(
+                                %phone_id,
+                                claimed = claim.messages.len(),
+                                ms = started.elapsed().as_millis(),
+                                "claim"
+                            );
                             // Due messages remain (pace or pair limits): come back soon.
                             busy = true;
                             launch(&app, &opts, claim, &slots, &results, &stopping);
@@ -212,11 +219,15 @@ fn launch(
         let phone = phone.clone();
         let token = token.clone();
         let max_attempts = opts.max_attempts;
-        let stopping = stopping.clone();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
             let wait = (claimed.slot - Utc::now()).to_std().unwrap_or_default();
             if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+                // A stop hands back at once what has not been sent.
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping.wait_for(|stop| *stop) => {}
+                }
             }
             let outcome = if *stopping.borrow() {
                 Outcome::Released
