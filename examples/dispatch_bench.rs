@@ -43,6 +43,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
+        // Logs to stderr: stdout is the report.
+        .with_writer(std::io::stderr)
         .init();
     let dir = tempfile::Builder::new()
         .prefix("wgdisp")
