@@ -58,6 +58,9 @@ pub struct Capabilities {
 /// What the rules read: the phone's snapshot and its WABA's restrictions.
 pub struct HealthInput<'a> {
     pub is_registered: bool,
+    /// Whether wagate holds an access token for the phone's WABA (none once
+    /// the credentials are removed).
+    pub has_token: bool,
     pub token_valid: Option<bool>,
     pub app_subscribed: Option<bool>,
     /// Meta's `health_status` object as stored.
@@ -182,8 +185,14 @@ pub fn assess(input: &HealthInput<'_>) -> Assessment {
             "Register it (POST /{phone-number-id}/register with its two-step PIN) in Meta's WhatsApp Manager or through the Graph API",
         ));
     }
-    let token_ok = input.token_valid != Some(false);
-    if !token_ok {
+    let token_ok = input.has_token && input.token_valid != Some(false);
+    if !input.has_token {
+        issues.push(own(
+            "CREDENTIALS",
+            "wagate holds no access token for this phone's WABA: its credentials were removed",
+            "Save a system-user token with PUT /auth/me/credentials",
+        ));
+    } else if !token_ok {
         issues.push(own(
             "TOKEN",
             "Meta rejected the stored access token",
@@ -239,11 +248,28 @@ mod tests {
     fn healthy(h: &Value) -> HealthInput<'_> {
         HealthInput {
             is_registered: true,
+            has_token: true,
             token_valid: Some(true),
             app_subscribed: Some(true),
             health_status: Some(h),
             restrictions: &[],
         }
+    }
+
+    #[test]
+    fn removed_credentials_stop_sending_but_not_receiving() {
+        let h = sample("metadocs__health_status_available");
+        let a = assess(&HealthInput {
+            has_token: false,
+            ..healthy(&h)
+        });
+        assert!(!a.capabilities.can_send_messages && !a.capabilities.can_send_templates);
+        assert!(a.capabilities.can_receive_messages);
+        assert!(
+            a.issues
+                .iter()
+                .any(|i| i.blocking && i.message.contains("credentials were removed"))
+        );
     }
 
     #[test]
@@ -332,6 +358,7 @@ mod tests {
         let h = sample("metadocs__health_status_available");
         let unregistered = assess(&HealthInput {
             is_registered: false,
+            has_token: true,
             ..healthy(&h)
         });
         assert!(

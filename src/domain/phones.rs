@@ -70,8 +70,7 @@ pub async fn health(app: &AppState, org_id: Uuid, phone_id: Uuid) -> DomainResul
             max_attempts: 5,
         })
         .await?;
-    let restrictions = waba.as_ref().map(restrictions).unwrap_or_default();
-    let assessment = assess(&phone, &restrictions);
+    let assessment = assess(&phone, waba.as_ref());
     Ok(HealthView {
         phone,
         assessment,
@@ -94,13 +93,16 @@ pub fn restrictions(waba: &WabaRow) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn assess(phone: &PhoneRow, restrictions: &[String]) -> Assessment {
+/// The phone's health under its WABA (restrictions, whether a token is held).
+pub fn assess(phone: &PhoneRow, waba: Option<&WabaRow>) -> Assessment {
+    let restrictions = waba.map(restrictions).unwrap_or_default();
     health::assess(&HealthInput {
         is_registered: phone.is_registered,
+        has_token: waba.is_some_and(|w| w.access_token_enc.is_some()),
         token_valid: phone.token_valid,
         app_subscribed: phone.app_subscribed,
         health_status: phone.health_status.as_ref(),
-        restrictions,
+        restrictions: &restrictions,
     })
 }
 

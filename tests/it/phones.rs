@@ -933,6 +933,21 @@ async fn deleting_credentials_forgets_the_token_but_keeps_the_phones() {
     let (_, wabas) = rest.get("/v1/wabas", Some(&key)).await;
     assert_eq!(wabas["data"][0]["tokenLast4"], Value::Null);
     assert_eq!(wabas["data"][0]["phoneCount"], 1);
+    // Health says sending stopped, and why; receiving goes on.
+    let h = health(&s, &key, &phone_id).await;
+    let (receive, send, templates) = capabilities(&h);
+    assert!(receive && !send && !templates, "{h}");
+    assert!(
+        h["issues"]
+            .as_array()
+            .expect("issues")
+            .iter()
+            .any(|i| i["blocking"] == true
+                && i["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("credentials were removed"))),
+        "{h}"
+    );
 
     // New credentials reconnect the same phone, unverified until verified again.
     let tok2 = token("again");
