@@ -8,7 +8,6 @@
 //! `pg_notify('wagate_webhooks')`, on its own completions, at the earliest
 //! retry it scheduled, and otherwise polls.
 mod client;
-mod listen;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -310,7 +309,7 @@ async fn read_start(mut resp: reqwest::Response) -> Option<String> {
 
 /// Runs the delivery worker until shutdown.
 pub fn spawn(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-    let listen = tokio::spawn(listen::listen(
+    let listen = tokio::spawn(crate::jobs::listener::listen(
         app.store.clone(),
         NOTIFY_CHANNEL,
         app.webhooks.wake.clone(),

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use futures_util::StreamExt;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 use wagate_meta::WebhookPayload;
@@ -50,7 +49,12 @@ pub fn spawn(
     wake: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let listen = tokio::spawn(listen(app.clone(), wake.clone(), shutdown.clone()));
+    let listen = tokio::spawn(crate::jobs::listener::listen(
+        app.store.clone(),
+        store::NOTIFY_CHANNEL,
+        wake.clone(),
+        shutdown.clone(),
+    ));
     let housekeeping_store = app.store.clone();
     let housekeeping = app.workers.spawn(
         "inbound-housekeeping",
@@ -265,40 +269,4 @@ async fn apply(conn: &mut AsyncPgConnection, token: Uuid, items: &[&Item]) -> St
         );
     }
     Ok(())
-}
-
-/// LISTEN on the inbound channel over a dedicated connection; reconnects
-/// with backoff (the poll covers the gaps).
-async fn listen(app: App, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let session = async {
-            let mut conn = app.store.dedicated().await?;
-            diesel::sql_query(format!("LISTEN {}", store::NOTIFY_CHANNEL))
-                .execute(&mut conn)
-                .await
-                .map_err(StoreError::from)?;
-            let mut notes = std::pin::pin!(conn.notifications_stream());
-            while let Some(note) = notes.next().await {
-                if note.is_err() {
-                    break;
-                }
-                wake.notify_one();
-            }
-            Ok::<(), StoreError>(())
-        };
-        tokio::select! {
-            r = session => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "inbound LISTEN connection lost; reconnecting");
-                }
-            }
-            _ = shutdown.changed() => return,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
 }
