@@ -11,14 +11,14 @@
 //! Messages are stored first (as scheduled), then released at once, so the
 //! run measures the dispatcher alone: claiming per phone under the pacing
 //! state in PostgreSQL, sending at each slot, recording outcomes.
+mod common;
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
-use wagate::config::DbArgs;
-use wagate::database::Database;
-use wagate::server::{self, MetaOptions, ServerOptions};
+use wagate::server;
 
 const META_PHONE: &str = "106540352242922";
 
@@ -38,34 +38,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    wagate::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        // Logs to stderr: stdout is the report.
-        .with_writer(std::io::stderr)
-        .init();
-    let dir = tempfile::Builder::new()
-        .prefix("wgdisp")
-        .tempdir_in("/tmp")?;
-    let db = Database::open(&DbArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: std::env::var("DATABASE_URL").ok(),
-        pool_size: args.pool_size,
-    })
-    .await?;
-    let running = server::start(ServerOptions {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: db.url.clone(),
-        pool_size: args.pool_size,
-        max_body_bytes: 8 * 1024 * 1024,
-        cors_origins: Vec::new(),
-        meta: MetaOptions::sandbox_defaults(),
-        master_key: wagate::crypto::SecretBox::generate_key(),
-        dispatch: wagate::dispatch::DispatchOptions::default(),
-        webhooks: wagate::delivery::WebhookOptions::default(),
-    })
+    common::init_logging();
+    let bench = common::open_database("wgdisp", args.pool_size).await?;
+    let db = &bench.db;
+    let running = server::start(common::server_options(
+        &db.url,
+        args.pool_size,
+        8 * 1024 * 1024,
+    ))
     .await?;
     let sim = running
         .app
@@ -163,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     running.shutdown().await?;
-    db.close().await;
+    bench.db.close().await;
     Ok(())
 }
 

@@ -15,6 +15,8 @@
 //! images, some BSUID-only senders, each with its own wamid) signed with the
 //! sandbox app secret, from `--connections` keep-alive connections, for
 //! `--secs` seconds. Processing runs at the same time, as in production.
+mod common;
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -22,9 +24,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
-use wagate::config::DbArgs;
-use wagate::database::Database;
-use wagate::server::{self, MetaOptions, ServerOptions};
+use wagate::server;
 
 const WABA: &str = "102290129340398";
 
@@ -109,39 +109,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    wagate::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    common::init_logging();
     let args = Args::parse();
-    let dir = tempfile::Builder::new()
-        .prefix("wagate-inbound-bench")
-        .tempdir_in("/tmp")?;
-    let db = Database::open(&DbArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: std::env::var("DATABASE_URL").ok(),
-        pool_size: args.pool_size,
-    })
-    .await?;
-    let result = run(&args, &db.url).await;
-    db.close().await;
+    let bench = common::open_database("wagate-inbound-bench", args.pool_size).await?;
+    let result = run(&args, &bench.db.url).await;
+    bench.db.close().await;
     result
 }
 
 async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
-    let running = server::start(ServerOptions {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: database_url.to_owned(),
-        pool_size: args.pool_size,
-        max_body_bytes: 2 * 1024 * 1024,
-        cors_origins: Vec::new(),
-        meta: MetaOptions::sandbox_defaults(),
-        master_key: wagate::crypto::SecretBox::generate_key(),
-        dispatch: Default::default(),
-        webhooks: Default::default(),
-    })
+    let running = server::start(common::server_options(
+        database_url,
+        args.pool_size,
+        2 * 1024 * 1024,
+    ))
     .await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();

@@ -14,6 +14,8 @@
 //! the writer coalesces concurrent requests into one transaction. The
 //! dispatcher runs meanwhile, as in production, sending to the in-process
 //! simulator at the phone's pace.
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,10 +23,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
-use wagate::config::DbArgs;
-use wagate::database::Database;
 use wagate::pb;
-use wagate::server::{self, MetaOptions, ServerOptions};
+use wagate::server;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -141,27 +141,14 @@ where
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    wagate::install_crypto_provider();
-    let dir = tempfile::Builder::new()
-        .prefix("wgbench")
-        .tempdir_in("/tmp")?;
-    let db = Database::open(&DbArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: std::env::var("DATABASE_URL").ok(),
-        pool_size: args.pool_size,
-    })
-    .await?;
-    let running = server::start(ServerOptions {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: db.url.clone(),
-        pool_size: args.pool_size,
-        max_body_bytes: 2 * 1024 * 1024,
-        cors_origins: Vec::new(),
-        meta: MetaOptions::sandbox_defaults(),
-        master_key: wagate::crypto::SecretBox::generate_key(),
-        dispatch: wagate::dispatch::DispatchOptions::default(),
-        webhooks: wagate::delivery::WebhookOptions::default(),
-    })
+    common::init_logging();
+    let bench = common::open_database("wgbench", args.pool_size).await?;
+    let db = &bench.db;
+    let running = server::start(common::server_options(
+        &db.url,
+        args.pool_size,
+        2 * 1024 * 1024,
+    ))
     .await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::builder()
@@ -287,7 +274,7 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_mib()
     );
     running.shutdown().await?;
-    db.close().await;
+    bench.db.close().await;
     Ok(())
 }
 

@@ -21,6 +21,8 @@
 //! Outage run: events are recorded at a steady rate while the receiver is up,
 //! then down (connections refused) for `--outage-secs`, then up again; the
 //! run ends when every delivery is final.
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,12 +37,11 @@ use clap::Parser;
 use diesel_async::AsyncConnection;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wagate::config::DbArgs;
-use wagate::database::{Database, ensure_database};
+use wagate::database::ensure_database;
 use wagate::delivery::WebhookOptions;
 use wagate::domain::webhooks::schedule::{RetrySchedule, parse_schedule};
 use wagate::domain::webhooks::signing;
-use wagate::server::{MetaOptions, ServerOptions};
+use wagate::server::ServerOptions;
 use wagate::store::events::{self, NewEvent, record_event};
 use wagate::store::{Store, StoreError};
 
@@ -75,20 +76,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    wagate::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    common::init_logging();
     let args = Args::parse();
-    let dir = tempfile::Builder::new().prefix("wagate-bench").tempdir()?;
-    let db = Database::open(&DbArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: std::env::var("DATABASE_URL").ok(),
-        pool_size: 32,
-    })
-    .await?;
+    let bench = common::open_database("wagate-bench", 32).await?;
+    let (db, dir) = (&bench.db, &bench.dir);
     println!("wagate outgoing webhook benchmark");
     println!(
         "machine: {} CPU(s); PostgreSQL: {}",
@@ -112,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     println!();
     println!("load average at the end: {}", loadavg());
-    db.close().await;
+    bench.db.close().await;
     result
 }
 
@@ -186,15 +177,9 @@ async fn start_receiver(
 
 fn options(database_url: &str, master_key: &str, webhooks: WebhookOptions) -> ServerOptions {
     ServerOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: database_url.to_owned(),
-        pool_size: 32,
-        max_body_bytes: 1024 * 1024,
-        cors_origins: Vec::new(),
-        meta: MetaOptions::sandbox_defaults(),
         master_key: master_key.to_owned(),
-        dispatch: Default::default(),
         webhooks,
+        ..common::server_options(database_url, 32, 1024 * 1024)
     }
 }
 
