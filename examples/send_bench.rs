@@ -213,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
     rest.print();
 
     let mut channels = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..args.clients {
         channels.push(
             tonic::transport::Endpoint::from_shared(base.clone())?
                 .connect()

@@ -4,11 +4,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::events::CachedSql;
 use super::schema::{contacts, conversations};
 use super::{StoreError, StoreResult};
 use crate::domain::identity::{ContactFields, Identity};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = contacts, check_for_backend(diesel::pg::Pg))]
 pub struct ContactRow {
     pub id: Uuid,
@@ -74,7 +75,7 @@ impl ContactRow {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = conversations, check_for_backend(diesel::pg::Pg))]
 pub struct ConversationRow {
     pub id: Uuid,
@@ -230,11 +231,19 @@ pub async fn touch_conversation(
         .map_err(Into::into)
 }
 
+/// Every column of a contact aliased `c`, for raw statements.
+macro_rules! contact_columns {
+    () => {
+        "c.id, c.org_id, c.phone_id, c.identifier, c.identifier_type, c.wa_id, c.bsuid, \
+         c.parent_bsuid, c.username, c.profile_name, c.created_at, c.updated_at"
+    };
+}
+
 /// The contacts of these phones' inboxes known by any of these identifiers,
-/// BSUIDs or phone numbers: one indexed lookup per column (an `OR` across
-/// them would scan the table). Not locked: a batch that only reads a known
-/// contact must not wait for another batch that reads it too; writers lock
-/// what they change.
+/// BSUIDs or phone numbers, in one prepared statement: one indexed lookup
+/// per column, united (an `OR` across them would scan the table). Not
+/// locked: a batch that only reads a known contact must not wait for
+/// another batch that reads it too; writers lock what they change.
 pub async fn contacts_matching(
     conn: &mut AsyncPgConnection,
     phone_ids: &[Uuid],
@@ -242,45 +251,31 @@ pub async fn contacts_matching(
     bsuids: &[String],
     wa_ids: &[String],
 ) -> StoreResult<Vec<ContactRow>> {
-    let mut found: Vec<ContactRow> = Vec::new();
+    use diesel::sql_types::{Array, Text, Uuid as U};
     if phone_ids.is_empty() {
-        return Ok(found);
+        return Ok(Vec::new());
     }
-    if !identifiers.is_empty() {
-        found.extend(
-            contacts::table
-                .filter(contacts::phone_id.eq_any(phone_ids))
-                .filter(contacts::identifier.eq_any(identifiers))
-                .select(ContactRow::as_select())
-                .load::<ContactRow>(conn)
-                .await?,
-        );
-    }
-    if !bsuids.is_empty() {
-        found.extend(
-            contacts::table
-                .filter(contacts::phone_id.eq_any(phone_ids))
-                .filter(contacts::bsuid.is_not_null())
-                .filter(contacts::bsuid.eq_any(bsuids))
-                .select(ContactRow::as_select())
-                .load::<ContactRow>(conn)
-                .await?,
-        );
-    }
-    if !wa_ids.is_empty() {
-        found.extend(
-            contacts::table
-                .filter(contacts::phone_id.eq_any(phone_ids))
-                .filter(contacts::wa_id.is_not_null())
-                .filter(contacts::wa_id.eq_any(wa_ids))
-                .select(ContactRow::as_select())
-                .load::<ContactRow>(conn)
-                .await?,
-        );
-    }
-    found.sort_by_key(|c| c.id);
-    found.dedup_by_key(|c| c.id);
-    Ok(found)
+    const SQL: &str = concat!(
+        "SELECT ",
+        contact_columns!(),
+        " FROM contacts c \
+          WHERE c.phone_id = ANY($1) AND c.identifier = ANY($2) \
+         UNION SELECT ",
+        contact_columns!(),
+        " FROM contacts c \
+          WHERE c.phone_id = ANY($1) AND c.bsuid IS NOT NULL AND c.bsuid = ANY($3) \
+         UNION SELECT ",
+        contact_columns!(),
+        " FROM contacts c \
+          WHERE c.phone_id = ANY($1) AND c.wa_id IS NOT NULL AND c.wa_id = ANY($4)"
+    );
+    Ok(CachedSql::new(SQL)
+        .bind::<Array<U>, _>(phone_ids)
+        .bind::<Array<Text>, _>(identifiers)
+        .bind::<Array<Text>, _>(bsuids)
+        .bind::<Array<Text>, _>(wa_ids)
+        .load::<ContactRow>(conn)
+        .await?)
 }
 
 /// Creates contacts in one statement, in the order given (callers sort
@@ -291,15 +286,87 @@ pub async fn insert_contacts(
     conn: &mut AsyncPgConnection,
     rows: &[ContactRow],
 ) -> StoreResult<Vec<ContactRow>> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as U};
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(diesel::insert_into(contacts::table)
-        .values(rows)
-        .on_conflict((contacts::phone_id, contacts::identifier))
-        .do_update()
-        .set(contacts::updated_at.eq(diesel::upsert::excluded(contacts::updated_at)))
-        .returning(ContactRow::as_returning())
-        .get_results(conn)
+    const SQL: &str = concat!(
+        "INSERT INTO contacts AS c (id, org_id, phone_id, identifier, identifier_type, wa_id, \
+                                    bsuid, parent_bsuid, username, profile_name, created_at, \
+                                    updated_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (phone_id, identifier) DO UPDATE SET updated_at = excluded.updated_at \
+         RETURNING ",
+        contact_columns!()
+    );
+    let col = |f: fn(&ContactRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&ContactRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+    let opt = |f: fn(&ContactRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&ContactRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
+    Ok(CachedSql::new(SQL)
+        .bind::<Array<U>, _>(col(|r| r.id))
+        .bind::<Array<U>, _>(col(|r| r.org_id))
+        .bind::<Array<U>, _>(col(|r| r.phone_id))
+        .bind::<Array<Text>, _>(text(|r| &r.identifier))
+        .bind::<Array<Text>, _>(text(|r| &r.identifier_type))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.wa_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.bsuid.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.parent_bsuid.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.username.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.profile_name.as_deref()))
+        .bind::<Array<Timestamptz>, _>(time(|r| r.created_at))
+        .bind::<Array<Timestamptz>, _>(time(|r| r.updated_at))
+        .load::<ContactRow>(conn)
+        .await?)
+}
+
+/// Every column of a conversation aliased `v`, for raw statements.
+macro_rules! conversation_columns {
+    () => {
+        "v.id, v.org_id, v.phone_id, v.contact_id, v.last_message_at, v.last_inbound_at, \
+         v.unread_count, v.created_at, v.updated_at"
+    };
+}
+
+/// Creates the conversations of these rows' (phone, contact) pairs, or
+/// moves existing ones forward (never backwards: the later of the stored and
+/// given times; unread counts added), in one prepared statement; returns
+/// them. Callers sort the rows by (phone, contact) and give each pair once,
+/// so concurrent batches lock them in one order.
+pub async fn upsert_conversations(
+    conn: &mut AsyncPgConnection,
+    rows: &[ConversationRow],
+) -> StoreResult<Vec<ConversationRow>> {
+    use diesel::sql_types::{Array, Int4, Nullable, Timestamptz, Uuid as U};
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    const SQL: &str = concat!(
+        "INSERT INTO conversations AS v (id, org_id, phone_id, contact_id, last_message_at, \
+                                         last_inbound_at, unread_count, created_at, updated_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (phone_id, contact_id) DO UPDATE SET \
+           last_message_at = GREATEST(v.last_message_at, excluded.last_message_at), \
+           last_inbound_at = GREATEST(v.last_inbound_at, excluded.last_inbound_at), \
+           unread_count = v.unread_count + excluded.unread_count, \
+           updated_at = excluded.updated_at \
+         RETURNING ",
+        conversation_columns!()
+    );
+    let col = |f: fn(&ConversationRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let opt =
+        |f: fn(&ConversationRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&ConversationRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
+    Ok(CachedSql::new(SQL)
+        .bind::<Array<U>, _>(col(|r| r.id))
+        .bind::<Array<U>, _>(col(|r| r.org_id))
+        .bind::<Array<U>, _>(col(|r| r.phone_id))
+        .bind::<Array<U>, _>(col(|r| r.contact_id))
+        .bind::<Array<Nullable<Timestamptz>>, _>(opt(|r| r.last_message_at))
+        .bind::<Array<Nullable<Timestamptz>>, _>(opt(|r| r.last_inbound_at))
+        .bind::<Array<Int4>, _>(rows.iter().map(|r| r.unread_count).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(time(|r| r.created_at))
+        .bind::<Array<Timestamptz>, _>(time(|r| r.updated_at))
+        .load::<ConversationRow>(conn)
         .await?)
 }

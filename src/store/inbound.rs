@@ -15,6 +15,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::contacts::{ContactRow, ConversationRow};
+use super::events::CachedSql;
 use super::messages::MessageRow;
 use super::phones::{PhoneHealthUpdate, PhoneRow, WabaRow};
 use super::schema::{
@@ -475,12 +476,20 @@ pub async fn ensure_conversations(
             updated_at: now,
         })
         .collect();
-    diesel::insert_into(conversations::table)
-        .values(&rows)
-        .on_conflict((conversations::phone_id, conversations::contact_id))
-        .do_nothing()
-        .execute(conn)
-        .await?;
+    CachedSql::new(
+        "INSERT INTO conversations (id, org_id, phone_id, contact_id, created_at, updated_at)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[],
+                              $6::timestamptz[])
+         ON CONFLICT (phone_id, contact_id) DO NOTHING",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.org_id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.phone_id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.contact_id).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     let phones: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
     let contacts: Vec<Uuid> = keys.iter().map(|k| k.2).collect();
     let wanted: std::collections::HashSet<(Uuid, Uuid)> = keys.iter().map(|k| (k.1, k.2)).collect();
@@ -513,7 +522,7 @@ pub async fn touch_conversations(
     if touches.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
+    CachedSql::new(
         "UPDATE conversations c
             SET last_message_at = GREATEST(c.last_message_at, u.last_message_at),
                 last_inbound_at = GREATEST(c.last_inbound_at, u.last_inbound_at),

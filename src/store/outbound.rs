@@ -11,8 +11,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::contacts::{ContactRow, ConversationRow, contacts_matching, insert_contacts};
-use super::messages::{MessageRow, NewMessageEvent, OnDuplicate, insert_messages};
+use super::contacts::{
+    ContactRow, ConversationRow, contacts_matching, insert_contacts, upsert_conversations,
+};
+use super::messages::{MessageRow, NewMessageEvent, OnDuplicate, insert_events, insert_messages};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{contacts, conversations, message_events, messages, phone_numbers, wabas};
 use super::{Store, StoreError, StoreResult};
@@ -123,10 +125,7 @@ pub async fn insert_outbound(
             e
         })
         .collect();
-    diesel::insert_into(message_events::table)
-        .values(&events)
-        .execute(conn)
-        .await?;
+    insert_events(conn, &events).await?;
     if notify && items.iter().any(|i| i.status == "queued") {
         // Wakes the dispatchers of other instances (this one is woken in
         // process). NOTIFY serialises commits, so writers debounce it.
@@ -240,21 +239,7 @@ async fn touch_conversations(
             updated_at: now,
         })
         .collect();
-    use diesel::dsl::sql;
-    use diesel::sql_types::{Nullable, Timestamptz};
-    let upserted: Vec<ConversationRow> = diesel::insert_into(conversations::table)
-        .values(&rows)
-        .on_conflict((conversations::phone_id, conversations::contact_id))
-        .do_update()
-        .set((
-            conversations::last_message_at.eq(sql::<Nullable<Timestamptz>>(
-                "GREATEST(conversations.last_message_at, excluded.last_message_at)",
-            )),
-            conversations::updated_at.eq(now),
-        ))
-        .returning(ConversationRow::as_returning())
-        .get_results(conn)
-        .await?;
+    let upserted = upsert_conversations(conn, &rows).await?;
     Ok(upserted
         .into_iter()
         .map(|c| ((c.phone_id, c.contact_id), c))
