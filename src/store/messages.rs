@@ -87,70 +87,127 @@ pub async fn insert_messages(
     rows: &[MessageRow],
     on_duplicate: OnDuplicate,
 ) -> StoreResult<Vec<MessageRow>> {
+    const FAIL: &str = concat!(insert_columns!(), "RETURNING m.id");
+    const SKIP: &str = concat!(insert_columns!(), "ON CONFLICT DO NOTHING RETURNING m.id");
+    let sql = match on_duplicate {
+        OnDuplicate::Fail => FAIL,
+        OnDuplicate::Skip => SKIP,
+    };
+    insert_with(conn, rows, sql, None).await
+}
+
+/// Inserts accepted sends (a duplicate id fails the statement) with the
+/// first entry of each one's timeline (its status at its creation time, from
+/// `source`), in one statement.
+pub async fn insert_sends(
+    conn: &mut AsyncPgConnection,
+    rows: &[MessageRow],
+    source: &str,
+) -> StoreResult<Vec<MessageRow>> {
+    const SQL: &str = concat!(
+        "WITH ins AS (",
+        insert_columns!(),
+        "RETURNING m.id, m.org_id, m.status, m.created_at), \
+         ev AS (INSERT INTO message_events (org_id, message_id, status, at, source) \
+                SELECT org_id, id, status, created_at, $30 FROM ins) \
+         SELECT id FROM ins"
+    );
+    insert_with(conn, rows, SQL, Some(source)).await
+}
+
+#[derive(QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// Runs an INSERT built on [`insert_columns!`] whose statement returns the
+/// ids inserted (`$30`, when given, is `extra`); returns those rows as
+/// stored, in the caller's order.
+async fn insert_with(
+    conn: &mut AsyncPgConnection,
+    rows: &[MessageRow],
+    sql: &'static str,
+    extra: Option<&str>,
+) -> StoreResult<Vec<MessageRow>> {
     use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as U};
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    const FAIL: &str = concat!(insert_columns!(), "RETURNING ", message_columns!());
-    const SKIP: &str = concat!(
-        insert_columns!(),
-        "ON CONFLICT DO NOTHING RETURNING ",
-        message_columns!()
-    );
     let col = |f: fn(&MessageRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
     let opt_uuid = |f: fn(&MessageRow) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
-    let text =
-        |f: fn(&MessageRow) -> &str| rows.iter().map(|r| f(r).to_owned()).collect::<Vec<_>>();
-    let opt_text = |f: fn(&MessageRow) -> Option<&str>| {
-        rows.iter()
-            .map(|r| f(r).map(str::to_owned))
-            .collect::<Vec<_>>()
-    };
+    let text = |f: fn(&MessageRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+    let opt_text = |f: fn(&MessageRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     let time = |f: fn(&MessageRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
-    let json = |f: fn(&MessageRow) -> &serde_json::Value| {
-        rows.iter().map(|r| f(r).clone()).collect::<Vec<_>>()
-    };
-    let q = CachedSql::new(match on_duplicate {
-        OnDuplicate::Fail => FAIL,
-        OnDuplicate::Skip => SKIP,
-    })
-    .bind::<Array<U>, _>(col(|r| r.id))
-    .bind::<Array<U>, _>(col(|r| r.org_id))
-    .bind::<Array<U>, _>(col(|r| r.phone_id))
-    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.conversation_id))
-    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.contact_id))
-    .bind::<Array<Text>, _>(text(|r| &r.direction))
-    .bind::<Array<Text>, _>(text(|r| &r.kind))
-    .bind::<Array<Jsonb>, _>(json(|r| &r.content))
-    .bind::<Array<Jsonb>, _>(json(|r| &r.payload))
-    .bind::<Array<Text>, _>(text(|r| &r.status))
-    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.recipient.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.wamid.as_deref()))
-    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.batch_id))
-    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.send_at))
-    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.next_attempt_at))
-    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.lease_until))
-    .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.lease_token))
-    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.unknown_since))
-    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.unknown_reason.as_deref()))
-    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.error_code).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_title.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_details.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_message.as_deref()))
-    .bind::<Array<Nullable<Jsonb>>, _>(rows.iter().map(|r| r.pricing.clone()).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(json(|r| &r.warnings))
-    .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.meta_timestamp))
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>());
-    let mut inserted: std::collections::HashMap<Uuid, MessageRow> = q
-        .load::<MessageRow>(conn)
+    let json = |f: fn(&MessageRow) -> &serde_json::Value| rows.iter().map(f).collect::<Vec<_>>();
+    let mut q = CachedSql::new(sql)
+        .bind::<Array<U>, _>(col(|r| r.id))
+        .bind::<Array<U>, _>(col(|r| r.org_id))
+        .bind::<Array<U>, _>(col(|r| r.phone_id))
+        .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.conversation_id))
+        .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.contact_id))
+        .bind::<Array<Text>, _>(text(|r| &r.direction))
+        .bind::<Array<Text>, _>(text(|r| &r.kind))
+        .bind::<Array<Jsonb>, _>(json(|r| &r.content))
+        .bind::<Array<Jsonb>, _>(json(|r| &r.payload))
+        .bind::<Array<Text>, _>(text(|r| &r.status))
+        .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.recipient.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.wamid.as_deref()))
+        .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.batch_id))
+        .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.send_at))
+        .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.next_attempt_at))
+        .bind::<Array<Int4>, _>(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.lease_until))
+        .bind::<Array<Nullable<U>>, _>(opt_uuid(|r| r.lease_token))
+        .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.unknown_since))
+        .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.unknown_reason.as_deref()))
+        .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.error_code).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_title.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_details.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt_text(|r| r.error_message.as_deref()))
+        .bind::<Array<Nullable<Jsonb>>, _>(
+            rows.iter().map(|r| r.pricing.as_ref()).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Jsonb>, _>(json(|r| &r.warnings))
+        .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.meta_timestamp))
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>());
+    if let Some(extra) = extra {
+        q = q.bind::<Text, _>(extra);
+    }
+    let inserted: std::collections::HashSet<Uuid> = q
+        .load::<InsertedId>(conn)
         .await?
         .into_iter()
-        .map(|r| (r.id, r))
+        .map(|r| r.id)
         .collect();
-    // RETURNING promises no order: give the rows back in the caller's.
-    Ok(rows.iter().filter_map(|r| inserted.remove(&r.id)).collect())
+    // The rows as PostgreSQL keeps them (times to the microsecond), rather
+    // than read back: RETURNING every column cost as much as the insert.
+    Ok(rows
+        .iter()
+        .filter(|r| inserted.contains(&r.id))
+        .map(MessageRow::as_stored)
+        .collect())
+}
+
+impl MessageRow {
+    /// This row as PostgreSQL stores it: times to the microsecond
+    /// (truncated, as diesel sends them).
+    fn as_stored(&self) -> MessageRow {
+        use chrono::SubsecRound;
+        let t = |t: DateTime<Utc>| t.trunc_subsecs(6);
+        let o = |t: Option<DateTime<Utc>>| t.map(|t| t.trunc_subsecs(6));
+        MessageRow {
+            send_at: o(self.send_at),
+            next_attempt_at: o(self.next_attempt_at),
+            lease_until: o(self.lease_until),
+            unknown_since: o(self.unknown_since),
+            meta_timestamp: o(self.meta_timestamp),
+            created_at: t(self.created_at),
+            updated_at: t(self.updated_at),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::contacts::{
     ContactRow, ConversationRow, contacts_matching, insert_contacts, upsert_conversations,
 };
-use super::messages::{MessageRow, NewMessageEvent, OnDuplicate, insert_events, insert_messages};
+use super::messages::{MessageRow, NewMessageEvent, insert_sends};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{contacts, conversations, message_events, messages, phone_numbers, wabas};
 use super::{Store, StoreError, StoreResult};
@@ -116,16 +116,7 @@ pub async fn insert_outbound(
             }
         })
         .collect();
-    let rows = insert_messages(conn, &rows, OnDuplicate::Fail).await?;
-    let events: Vec<NewMessageEvent> = rows
-        .iter()
-        .map(|row| {
-            let mut e = NewMessageEvent::new(row, &row.status, "api");
-            e.at = row.created_at;
-            e
-        })
-        .collect();
-    insert_events(conn, &events).await?;
+    let rows = insert_sends(conn, &rows, "api").await?;
     if notify && items.iter().any(|i| i.status == "queued") {
         // Wakes the dispatchers of other instances (this one is woken in
         // process). NOTIFY serialises commits, so writers debounce it.
