@@ -240,10 +240,12 @@ macro_rules! contact_columns {
 }
 
 /// The contacts of these phones' inboxes known by any of these identifiers,
-/// BSUIDs or phone numbers, in one prepared statement: one indexed lookup
-/// per column, united (an `OR` across them would scan the table). Not
-/// locked: a batch that only reads a known contact must not wait for
-/// another batch that reads it too; writers lock what they change.
+/// BSUIDs or phone numbers, in one prepared statement: each list is joined
+/// to its column's index, and the three united. (`col = ANY($n)` in a
+/// prepared statement compares every row scanned with every element; an
+/// `OR` across the columns would scan the table.) Not locked: a batch that
+/// only reads a known contact must not wait for another batch that reads it
+/// too; writers lock what they change.
 pub async fn contacts_matching(
     conn: &mut AsyncPgConnection,
     phone_ids: &[Uuid],
@@ -258,16 +260,16 @@ pub async fn contacts_matching(
     const SQL: &str = concat!(
         "SELECT ",
         contact_columns!(),
-        " FROM contacts c \
-          WHERE c.phone_id = ANY($1) AND c.identifier = ANY($2) \
+        " FROM unnest($2::text[]) k(v) \
+           JOIN contacts c ON c.identifier = k.v WHERE c.phone_id = ANY($1) \
          UNION SELECT ",
         contact_columns!(),
-        " FROM contacts c \
-          WHERE c.phone_id = ANY($1) AND c.bsuid IS NOT NULL AND c.bsuid = ANY($3) \
+        " FROM unnest($3::text[]) k(v) \
+           JOIN contacts c ON c.bsuid = k.v WHERE c.phone_id = ANY($1) AND c.bsuid IS NOT NULL \
          UNION SELECT ",
         contact_columns!(),
-        " FROM contacts c \
-          WHERE c.phone_id = ANY($1) AND c.wa_id IS NOT NULL AND c.wa_id = ANY($4)"
+        " FROM unnest($4::text[]) k(v) \
+           JOIN contacts c ON c.wa_id = k.v WHERE c.phone_id = ANY($1) AND c.wa_id IS NOT NULL"
     );
     Ok(CachedSql::new(SQL)
         .bind::<Array<U>, _>(phone_ids)

@@ -490,18 +490,17 @@ pub async fn ensure_conversations(
     .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
     .execute(conn)
     .await?;
-    let phones: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
-    let contacts: Vec<Uuid> = keys.iter().map(|k| k.2).collect();
-    let wanted: std::collections::HashSet<(Uuid, Uuid)> = keys.iter().map(|k| (k.1, k.2)).collect();
-    Ok(conversations::table
-        .filter(conversations::phone_id.eq_any(&phones))
-        .filter(conversations::contact_id.eq_any(&contacts))
-        .select(ConversationRow::as_select())
-        .load::<ConversationRow>(conn)
-        .await?
-        .into_iter()
-        .filter(|c| wanted.contains(&(c.phone_id, c.contact_id)))
-        .collect())
+    // Joined pair by pair to the (phone_id, contact_id) index.
+    Ok(CachedSql::new(
+        "SELECT v.id, v.org_id, v.phone_id, v.contact_id, v.last_message_at, v.last_inbound_at,
+                v.unread_count, v.created_at, v.updated_at
+           FROM unnest($1::uuid[], $2::uuid[]) k(phone_id, contact_id)
+           JOIN conversations v ON v.phone_id = k.phone_id AND v.contact_id = k.contact_id",
+    )
+    .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+    .load::<ConversationRow>(conn)
+    .await?)
 }
 
 /// What new messages did to a conversation.
