@@ -296,6 +296,24 @@ async fn logs(s: &TestServer, key: &str, id: &str) -> Vec<Value> {
     body["data"].as_array().expect("array").clone()
 }
 
+/// The endpoint's delivery log once it has at least `n` attempts (the
+/// receiver can see a request before its attempt is recorded).
+async fn logs_at_least(s: &TestServer, key: &str, id: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = logs(s, key, id).await;
+        if log.len() >= n {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} attempts logged",
+            log.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the endpoint's deliveries are all final; returns them.
 async fn settled(s: &TestServer, key: &str, id: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -846,7 +864,7 @@ async fn message_received_arrives_signed_and_verifies_independently() {
     }
     // Every attempt is logged, with the start of the response.
     let hook_id = gen_hook["id"].as_str().expect("id");
-    let log = logs(&s, &key, hook_id).await;
+    let log = logs_at_least(&s, &key, hook_id, 1).await;
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["event"], "message.received");
     assert_eq!(log[0]["eventId"], event_id.to_string());
@@ -1400,7 +1418,7 @@ async fn replay_one_event_or_a_time_range_to_one_endpoint() {
         .find(|g| g.header("webhook-id") == e1.to_string())
         .expect("original");
     assert_eq!(got[2].body, original.body);
-    let log = logs(&s, &key, a_id).await;
+    let log = logs_at_least(&s, &key, a_id, 3).await;
     assert_eq!(log[0]["trigger"], "replay");
 
     // Only the failed ones of a range: e2 failed (400).
