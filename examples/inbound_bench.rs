@@ -1,10 +1,21 @@
-//! Inbound webhook benchmark: signed Meta webhook POSTs accepted (stored
-//! durably, then answered 200) per second over many connections, their
-//! latency, and how fast processing turns them into message records.
+//! Inbound webhook benchmark, in two phases.
+//!
+//! 1. Flat out: signed Meta webhook POSTs accepted (stored durably, then
+//!    answered 200) per second over many connections as fast as they go,
+//!    their latency, how fast processing turns them into message records
+//!    meanwhile, and how long the backlog takes to drain afterwards.
+//! 2. Sustained: the same connections post at a paced total `--rate` for
+//!    `--sustain-secs` (open loop: each connection has its own schedule and
+//!    never waits past a due time), while a sampler reads the pending backlog
+//!    and the message count every second. It answers "does processing keep
+//!    up at the target rate?": yes when the backlog at the end is at most one
+//!    second of traffic and processing ran at 95% or more of the accepted
+//!    rate. `--rate 0` skips it.
 //!
 //! ```text
 //! cargo run --release --example inbound_bench
 //! cargo run --release --example inbound_bench -- --secs 30 --connections 64
+//! cargo run --release --example inbound_bench -- --rate 8000 --sustain-secs 60
 //! ```
 //!
 //! It starts its own PostgreSQL (the embedded cluster from the machine's
@@ -13,10 +24,11 @@
 //! code `wagate serve` runs, in sandbox mode), registers an organization and
 //! connects a phone, then posts realistic `messages` webhooks (text, some
 //! images, some BSUID-only senders, each with its own wamid) signed with the
-//! sandbox app secret, from `--connections` keep-alive connections, for
-//! `--secs` seconds. Processing runs at the same time, as in production.
+//! sandbox app secret, from `--connections` keep-alive connections. Processing
+//! runs at the same time, as in production.
 mod common;
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -24,17 +36,27 @@ use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use wagate::server;
 
 const WABA: &str = "102290129340398";
+const SECRET: &[u8] = wagate::server::SANDBOX_APP_SECRET.as_bytes();
+const PENDING: &str = "SELECT count(*) AS n FROM inbound_webhooks WHERE state = 'pending'";
+const INBOUND: &str = "SELECT count(*) AS n FROM messages WHERE direction = 'inbound'";
+/// Task numbers of the sustained phase start here, so its wamids never
+/// collide with the flat-out phase's (tasks 0.., warm-up 9_999).
+const SUSTAINED_TASKS: usize = 10_000;
 
 #[derive(Debug, Parser)]
-#[command(about = "Inbound webhook (Meta -> wagate) throughput benchmark")]
+#[command(
+    about = "Inbound webhook (Meta -> wagate) benchmark: flat-out throughput, then whether processing keeps up at a paced rate"
+)]
 struct Args {
-    /// How long to post.
+    /// How long to post flat out (phase 1).
     #[arg(long, default_value_t = 10)]
     secs: u64,
-    /// Concurrent keep-alive connections.
+    /// Concurrent keep-alive connections (both phases).
     #[arg(long, default_value_t = 64)]
     connections: usize,
     /// Distinct customers writing in.
@@ -43,9 +65,16 @@ struct Args {
     /// Database connections of the server.
     #[arg(long, default_value_t = 32)]
     pool_size: usize,
-    /// How long to wait for processing to drain after posting stops.
+    /// How long to wait for processing to drain after each phase's posting stops.
     #[arg(long, default_value_t = 120)]
     drain_secs: u64,
+    /// Target posts per second, in total across all connections, of the
+    /// sustained phase (phase 2); 0 skips it.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    /// How long to post at `--rate` (phase 2).
+    #[arg(long, default_value_t = 20)]
+    sustain_secs: u64,
 }
 
 #[derive(QueryableByName)]
@@ -99,12 +128,118 @@ fn payload(phone_number_id: &str, task: usize, n: u64, senders: usize, now: i64)
     .to_string()
 }
 
+/// One task's signed webhooks: made up front (that is Meta's work, not
+/// wagate's), and made on the fly should the task run out.
+struct Bodies {
+    task: usize,
+    prepared: std::vec::IntoIter<(String, String)>,
+    next: u64,
+    phone: String,
+    senders: usize,
+    now: i64,
+}
+
+impl Bodies {
+    fn next(&mut self) -> (String, String) {
+        self.prepared.next().unwrap_or_else(|| {
+            self.next += 1;
+            signed(&self.phone, self.task, self.next, self.senders, self.now)
+        })
+    }
+}
+
+/// A webhook body and its `x-hub-signature-256`.
+fn signed(phone: &str, task: usize, n: u64, senders: usize, now: i64) -> (String, String) {
+    let body = payload(phone, task, n, senders, now);
+    let sig = wagate_meta::signature::sign(SECRET, body.as_bytes());
+    (body, sig)
+}
+
+/// `per_task` signed webhooks for each of `tasks`.
+fn prepare(
+    phone: &str,
+    tasks: Range<usize>,
+    per_task: u64,
+    senders: usize,
+    now: i64,
+) -> Vec<Bodies> {
+    tasks
+        .map(|task| Bodies {
+            task,
+            prepared: (0..per_task)
+                .map(|n| signed(phone, task, n, senders, now))
+                .collect::<Vec<_>>()
+                .into_iter(),
+            next: per_task,
+            phone: phone.to_owned(),
+            senders,
+            now,
+        })
+        .collect()
+}
+
+/// A client holding one keep-alive connection, for one task.
+fn connection() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()
+}
+
+/// Posts one signed webhook; its latency when accepted, None when refused or failed.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    (body, sig): (String, String),
+) -> Option<Duration> {
+    let t = Instant::now();
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await;
+    match resp {
+        Ok(r) if r.status().is_success() => {
+            let _ = r.bytes().await;
+            Some(t.elapsed())
+        }
+        _ => None,
+    }
+}
+
+/// What the posting tasks of a phase saw: accepted latencies and failures.
+type Posted = anyhow::Result<(Vec<Duration>, u64)>;
+
+/// All tasks' accepted latencies, sorted, and their failure count.
+async fn join_posters(tasks: Vec<JoinHandle<Posted>>) -> anyhow::Result<(Vec<Duration>, u64)> {
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (l, f) = t.await??;
+        latencies.extend(l);
+        failed += f;
+    }
+    latencies.sort();
+    Ok((latencies, failed))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// "p50 3.1 ms   p99 12.0 ms" of sorted latencies.
+fn p50_p99(sorted: &[Duration]) -> String {
+    format!(
+        "p50 {:.1} ms   p99 {:.1} ms",
+        percentile(sorted, 0.50).as_secs_f64() * 1e3,
+        percentile(sorted, 0.99).as_secs_f64() * 1e3,
+    )
 }
 
 #[tokio::main]
@@ -125,6 +260,7 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     ))
     .await?;
     let base = format!("http://{}", running.addr);
+    let url = format!("{base}/webhooks/whatsapp");
     let http = reqwest::Client::new();
     // A fresh organization and phone number id per run, so a reused
     // DATABASE_URL works too.
@@ -155,7 +291,6 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     anyhow::ensure!(creds["data"]["phoneId"].is_string(), "credentials: {creds}");
 
     let mut conn = AsyncPgConnection::establish(database_url).await?;
-    let secret = wagate::server::SANDBOX_APP_SECRET.as_bytes();
     let now = chrono::Utc::now().timestamp();
     println!(
         "inbound_bench: {} connections, {} s, {} senders, pool {}, durable PostgreSQL{}",
@@ -172,9 +307,8 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
 
     // Warm-up: connections, pool, caches.
     for n in 0..200 {
-        let body = payload(&phone, 9_999, n, args.senders, now);
-        let sig = wagate_meta::signature::sign(secret, body.as_bytes());
-        http.post(format!("{base}/webhooks/whatsapp"))
+        let (body, sig) = signed(&phone, 9_999, n, args.senders, now);
+        http.post(&url)
             .header("x-hub-signature-256", sig)
             .body(body)
             .send()
@@ -182,125 +316,11 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     }
     wait_drained(&mut conn, Duration::from_secs(60)).await?;
 
-    // Bodies and signatures are made up front (that is Meta's work, not
-    // wagate's); a task that runs out makes more on the fly.
-    let per_task = (args.secs as usize * 200).max(100);
-    let prepared: Vec<Vec<(String, String)>> = (0..args.connections)
-        .map(|task| {
-            (0..per_task as u64)
-                .map(|n| {
-                    let body = payload(&phone, task, n, args.senders, now);
-                    let sig = wagate_meta::signature::sign(secret, body.as_bytes());
-                    (body, sig)
-                })
-                .collect()
-        })
-        .collect();
-    let before = count(
-        &mut conn,
-        "SELECT count(*) AS n FROM messages WHERE direction = 'inbound'",
-    )
-    .await?;
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(args.secs);
-    let mut tasks = Vec::new();
-    for (task, bodies) in prepared.into_iter().enumerate() {
-        let url = format!("{base}/webhooks/whatsapp");
-        let senders = args.senders;
-        let phone = phone.clone();
-        tasks.push(tokio::spawn(async move {
-            // One connection per task, kept alive.
-            let client = reqwest::Client::builder()
-                .http1_only()
-                .pool_max_idle_per_host(1)
-                .build()?;
-            let mut latencies = Vec::new();
-            let mut failed = 0u64;
-            let mut bodies = bodies.into_iter();
-            let mut n = per_task as u64;
-            while Instant::now() < deadline {
-                let (body, sig) = bodies.next().unwrap_or_else(|| {
-                    n += 1;
-                    let body = payload(&phone, task, n, senders, now);
-                    let sig = wagate_meta::signature::sign(secret, body.as_bytes());
-                    (body, sig)
-                });
-                let t = Instant::now();
-                let resp = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", sig)
-                    .body(body)
-                    .send()
-                    .await;
-                match resp {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
-                    }
-                    _ => failed += 1,
-                }
-            }
-            anyhow::Ok((latencies, failed))
-        }));
+    flat_out(args, &mut conn, &url, &phone, now).await?;
+    if args.rate > 0 {
+        sustained(args, &mut conn, database_url, &url, &phone, now).await?;
     }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    for t in tasks {
-        let (l, f) = t.await??;
-        latencies.extend(l);
-        failed += f;
-    }
-    let elapsed = start.elapsed();
-    let after = count(
-        &mut conn,
-        "SELECT count(*) AS n FROM messages WHERE direction = 'inbound'",
-    )
-    .await?;
-    let backlog = count(
-        &mut conn,
-        "SELECT count(*) AS n FROM inbound_webhooks WHERE state = 'pending'",
-    )
-    .await?;
-    latencies.sort();
-    let accepted = latencies.len();
-    let secs = elapsed.as_secs_f64();
-    println!();
-    println!(
-        "accepted (stored, then 200)   {accepted} in {secs:.1} s = {:.0}/s",
-        accepted as f64 / secs
-    );
-    println!("refused or failed             {failed}");
-    println!(
-        "POST latency                  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-    );
-    println!(
-        "processed into messages       {} in {secs:.1} s = {:.0}/s (while posting)",
-        after - before,
-        (after - before) as f64 / secs
-    );
-    println!("backlog when posting stopped  {backlog} deliveries pending");
-    let drain_start = Instant::now();
-    wait_drained(&mut conn, Duration::from_secs(args.drain_secs)).await?;
-    let total = count(
-        &mut conn,
-        "SELECT count(*) AS n FROM messages WHERE direction = 'inbound'",
-    )
-    .await?;
-    let left = count(
-        &mut conn,
-        "SELECT count(*) AS n FROM inbound_webhooks WHERE state = 'pending'",
-    )
-    .await?;
-    println!(
-        "drained in                    {:.1} s; backlog now {left}; {} messages from {} accepted deliveries",
-        drain_start.elapsed().as_secs_f64(),
-        total - before,
-        accepted,
-    );
+
     let problems = count(
         &mut conn,
         "SELECT count(*) AS n FROM inbound_webhooks WHERE state NOT IN ('processed', 'pending')",
@@ -311,16 +331,238 @@ async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Phase 1: every connection posts as fast as it can for `--secs`.
+async fn flat_out(
+    args: &Args,
+    conn: &mut AsyncPgConnection,
+    url: &str,
+    phone: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let per_task = (args.secs * 200).max(100);
+    let prepared = prepare(phone, 0..args.connections, per_task, args.senders, now);
+    let before = count(conn, INBOUND).await?;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.secs);
+    let mut tasks = Vec::new();
+    for mut bodies in prepared {
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let client = connection()?;
+            let mut latencies = Vec::new();
+            let mut failed = 0u64;
+            while Instant::now() < deadline {
+                match post(&client, &url, bodies.next()).await {
+                    Some(latency) => latencies.push(latency),
+                    None => failed += 1,
+                }
+            }
+            anyhow::Ok((latencies, failed))
+        }));
+    }
+    let (latencies, failed) = join_posters(tasks).await?;
+    let elapsed = start.elapsed();
+    let after = count(conn, INBOUND).await?;
+    let backlog = count(conn, PENDING).await?;
+    let accepted = latencies.len();
+    let secs = elapsed.as_secs_f64();
+    println!();
+    println!(
+        "accepted (stored, then 200)   {accepted} in {secs:.1} s = {:.0}/s",
+        accepted as f64 / secs
+    );
+    println!("refused or failed             {failed}");
+    println!(
+        "POST latency                  {}   max {:.1} ms",
+        p50_p99(&latencies),
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    println!(
+        "processed into messages       {} in {secs:.1} s = {:.0}/s (while posting)",
+        after - before,
+        (after - before) as f64 / secs
+    );
+    println!("backlog when posting stopped  {backlog} deliveries pending");
+    drain(args, conn, before, accepted).await
+}
+
+/// Phase 2: the connections post at `--rate` in total for `--sustain-secs`,
+/// open loop, while a sampler watches the backlog.
+async fn sustained(
+    args: &Args,
+    conn: &mut AsyncPgConnection,
+    database_url: &str,
+    url: &str,
+    phone: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let connections = args.connections as u64;
+    let rate = args.rate;
+    // Exactly what the schedule below sends; the fallback in Bodies is never needed.
+    let per_task = (args.sustain_secs * rate).div_ceil(connections);
+    let tasks_range = SUSTAINED_TASKS..SUSTAINED_TASKS + args.connections;
+    let prepared = prepare(phone, tasks_range, per_task, args.senders, now);
+    // Its own connection, so sampling never waits behind the main one.
+    let sampler_conn = AsyncPgConnection::establish(database_url).await?;
+    let before = count(conn, INBOUND).await?;
+
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.sustain_secs);
+    let (stop_sampler, stop) = oneshot::channel();
+    let sampler = tokio::spawn(sample_every_second(sampler_conn, start, stop));
+    let mut tasks = Vec::new();
+    for (slot, mut bodies) in prepared.into_iter().enumerate() {
+        let url = url.to_owned();
+        let slot = slot as u64;
+        tasks.push(tokio::spawn(async move {
+            let client = connection()?;
+            let mut latencies = Vec::new();
+            let mut failed = 0u64;
+            for k in 0u64.. {
+                // Interleaved schedules add up to `rate` evenly spaced posts per
+                // second. Open loop: a task behind schedule posts at once
+                // (sleep_until a past instant returns immediately), so the
+                // server is offered the load whatever its latency.
+                let due =
+                    start + Duration::from_secs_f64((k * connections + slot) as f64 / rate as f64);
+                if due >= end {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                match post(&client, &url, bodies.next()).await {
+                    Some(latency) => latencies.push(latency),
+                    None => failed += 1,
+                }
+            }
+            anyhow::Ok((latencies, failed))
+        }));
+    }
+    let posted = join_posters(tasks).await;
+    // Stop the sampler even if posting failed; a dropped receiver is fine.
+    let _ = stop_sampler.send(());
+    let samples = sampler.await??;
+    let (latencies, failed) = posted?;
+    let elapsed = start.elapsed();
+    let after = count(conn, INBOUND).await?;
+    let backlog_end = count(conn, PENDING).await?;
+
+    let accepted = latencies.len();
+    let processed = after - before;
+    let secs = elapsed.as_secs_f64();
+    let accepted_rate = accepted as f64 / secs;
+    let processed_rate = processed as f64 / secs;
+    let backlog_max = samples
+        .iter()
+        .map(|s| s.pending)
+        .max()
+        .unwrap_or(0)
+        .max(backlog_end);
+    // The slowest one-second window shows a stall the average would hide.
+    let slowest = samples
+        .windows(2)
+        .map(|w| (w[1].messages - w[0].messages) as f64 / (w[1].at - w[0].at).as_secs_f64())
+        .reduce(f64::min);
+
+    let mut reasons = Vec::new();
+    if accepted_rate < 0.95 * rate as f64 {
+        // Keeping up with less than the target proves nothing about it.
+        reasons.push(format!(
+            "accepted {accepted_rate:.0}/s is under 95% of the target {rate}/s"
+        ));
+    }
+    if backlog_end > rate as i64 {
+        reasons.push(format!(
+            "backlog at end {backlog_end} is more than one second of traffic, {rate}"
+        ));
+    }
+    if processed_rate < 0.95 * accepted_rate {
+        reasons.push(format!(
+            "processed {processed_rate:.0}/s is under 95% of accepted {accepted_rate:.0}/s"
+        ));
+    }
+
+    println!();
+    println!(
+        "sustained at {rate}/s for {} s (paced, {} connections)",
+        args.sustain_secs, args.connections
+    );
+    println!(
+        "accepted                      {accepted} in {secs:.1} s = {accepted_rate:.0}/s   {}",
+        p50_p99(&latencies)
+    );
+    if failed > 0 {
+        println!("refused or failed             {failed}");
+    }
+    println!(
+        "processed into messages       {processed} in {secs:.1} s = {processed_rate:.0}/s (while posting){}",
+        slowest.map_or(String::new(), |s| format!(", slowest second {s:.0}/s"))
+    );
+    println!(
+        "backlog                       max {backlog_max}, at end {backlog_end} ({:.1} s of traffic)",
+        backlog_end as f64 / rate as f64
+    );
+    if reasons.is_empty() {
+        println!("keeps up                      yes");
+    } else {
+        println!("keeps up                      no ({})", reasons.join("; "));
+    }
+    drain(args, conn, before, accepted).await
+}
+
+/// One reading of the sampler.
+struct Sample {
+    at: Duration,
+    pending: i64,
+    messages: i64,
+}
+
+/// The backlog and the message count every second, from `start` until told to stop.
+async fn sample_every_second(
+    mut conn: AsyncPgConnection,
+    start: Instant,
+    mut stop: oneshot::Receiver<()>,
+) -> anyhow::Result<Vec<Sample>> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A slow reading delays the next rather than bunching readings up.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut samples = Vec::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(samples),
+            _ = tick.tick() => {
+                let pending = count(&mut conn, PENDING).await?;
+                let messages = count(&mut conn, INBOUND).await?;
+                samples.push(Sample { at: start.elapsed(), pending, messages });
+            }
+        }
+    }
+}
+
+/// Waits for processing to catch up after a phase, and says how long it took
+/// and how many messages the phase's accepted deliveries became.
+async fn drain(
+    args: &Args,
+    conn: &mut AsyncPgConnection,
+    before: i64,
+    accepted: usize,
+) -> anyhow::Result<()> {
+    let drain_start = Instant::now();
+    wait_drained(conn, Duration::from_secs(args.drain_secs)).await?;
+    let total = count(conn, INBOUND).await?;
+    let left = count(conn, PENDING).await?;
+    println!(
+        "drained in                    {:.1} s; backlog now {left}; {} messages from {} accepted deliveries",
+        drain_start.elapsed().as_secs_f64(),
+        total - before,
+        accepted,
+    );
+    Ok(())
+}
+
 async fn wait_drained(conn: &mut AsyncPgConnection, max: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + max;
     while Instant::now() < until {
-        if count(
-            conn,
-            "SELECT count(*) AS n FROM inbound_webhooks WHERE state = 'pending'",
-        )
-        .await?
-            == 0
-        {
+        if count(conn, PENDING).await? == 0 {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
