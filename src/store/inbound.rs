@@ -55,7 +55,7 @@ pub async fn insert_raw(
     bodies: &[&[u8]],
     notify: bool,
 ) -> StoreResult<Vec<i64>> {
-    let mut ids: Vec<i64> = diesel::sql_query(
+    let mut ids: Vec<i64> = CachedSql::new(
         "WITH ins AS (
             INSERT INTO inbound_webhooks (body) SELECT b FROM unnest($1::bytea[]) AS u(b) RETURNING id
          ),
@@ -95,7 +95,7 @@ pub async fn claim(
     lease: Duration,
     token: Uuid,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    let mut rows: Vec<ClaimedDelivery> = diesel::sql_query(
+    let mut rows: Vec<ClaimedDelivery> = CachedSql::new(
         "UPDATE inbound_webhooks w
             SET attempts = w.attempts + 1,
                 locked_until = now() + make_interval(secs => $2),
@@ -145,7 +145,7 @@ pub async fn finish(
         .iter()
         .map(|f| (!f.unrouted.is_empty()).then(|| f.unrouted.join(&SEP.to_string())))
         .collect();
-    let n = diesel::sql_query(
+    let n = CachedSql::new(
         "UPDATE inbound_webhooks w
             SET state = u.state, processed_at = now(), locked_until = NULL, lease_token = NULL,
                 last_error = u.error, unrouted_phone_ids = string_to_array(u.unrouted, chr(31))
@@ -631,7 +631,7 @@ pub async fn take_orphans(
     phone_id: Uuid,
     wamid: &str,
 ) -> StoreResult<Vec<serde_json::Value>> {
-    let rows: Vec<OrphanStatus> = diesel::sql_query(
+    let rows: Vec<OrphanStatus> = CachedSql::new(
         "DELETE FROM orphan_statuses o USING phone_numbers p
           WHERE p.id = $1 AND o.meta_phone_number_id = p.meta_phone_number_id AND o.wamid = $2
       RETURNING o.status",
