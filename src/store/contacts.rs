@@ -239,45 +239,59 @@ macro_rules! contact_columns {
     };
 }
 
-/// The contacts of these phones' inboxes known by any of these identifiers,
-/// BSUIDs or phone numbers, in one prepared statement: each list is joined
-/// to its column's index, and the three united. (`col = ANY($n)` in a
-/// prepared statement compares every row scanned with every element; an
-/// `OR` across the columns would scan the table.) Not locked: a batch that
-/// only reads a known contact must not wait for another batch that reads it
-/// too; writers lock what they change.
+/// The contacts known in each (phone inbox, identity) pair: by the
+/// identity's identifier, its BSUID or its phone number. One prepared
+/// statement whatever the number of pairs; each pair probes the three
+/// `(phone_id, …)` indexes from a LATERAL subquery, so the plan stays a
+/// handful of index lookups per pair however stale the table's statistics
+/// (a plain join, planned while the table looked small, scanned the whole
+/// inbox once per batch). A contact may come back more than once. Not
+/// locked: a batch that only reads a known contact must not wait for
+/// another batch that reads it too; writers lock what they change.
 pub async fn contacts_matching(
     conn: &mut AsyncPgConnection,
-    phone_ids: &[Uuid],
-    identifiers: &[String],
-    bsuids: &[String],
-    wa_ids: &[String],
+    wanted: &[(Uuid, &Identity)],
 ) -> StoreResult<Vec<ContactRow>> {
-    use diesel::sql_types::{Array, Text, Uuid as U};
-    if phone_ids.is_empty() {
+    use diesel::sql_types::{Array, Nullable, Text, Uuid as U};
+    let mut keys: Vec<(Uuid, Option<String>, Option<&str>, Option<&str>)> = wanted
+        .iter()
+        .filter_map(|(phone_id, identity)| {
+            let (identifier, _) = identity.identifier()?;
+            Some((
+                *phone_id,
+                Some(identifier),
+                identity.bsuid.as_deref(),
+                identity.wa_id.as_deref(),
+            ))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
         return Ok(Vec::new());
     }
     const SQL: &str = concat!(
         "SELECT ",
         contact_columns!(),
-        " FROM unnest($2::text[]) k(v) \
-           JOIN contacts c ON c.identifier = k.v WHERE c.phone_id = ANY($1) \
-         UNION SELECT ",
-        contact_columns!(),
-        " FROM unnest($3::text[]) k(v) \
-           JOIN contacts c ON c.bsuid = k.v WHERE c.phone_id = ANY($1) AND c.bsuid IS NOT NULL \
-         UNION SELECT ",
-        contact_columns!(),
-        " FROM unnest($4::text[]) k(v) \
-           JOIN contacts c ON c.wa_id = k.v WHERE c.phone_id = ANY($1) AND c.wa_id IS NOT NULL"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) k(phone_id, identifier, bsuid, wa_id) \
+         CROSS JOIN LATERAL ( \
+           SELECT * FROM contacts c WHERE c.phone_id = k.phone_id AND c.identifier = k.identifier \
+           UNION ALL SELECT * FROM contacts c \
+             WHERE c.phone_id = k.phone_id AND c.bsuid = k.bsuid AND c.bsuid IS NOT NULL \
+           UNION ALL SELECT * FROM contacts c \
+             WHERE c.phone_id = k.phone_id AND c.wa_id = k.wa_id AND c.wa_id IS NOT NULL \
+           OFFSET 0) c"
     );
-    Ok(CachedSql::new(SQL)
-        .bind::<Array<U>, _>(phone_ids)
-        .bind::<Array<Text>, _>(identifiers)
-        .bind::<Array<Text>, _>(bsuids)
-        .bind::<Array<Text>, _>(wa_ids)
+    let mut rows: Vec<ContactRow> = CachedSql::new(SQL)
+        .bind::<Array<U>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.1.as_deref()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.3).collect::<Vec<_>>())
         .load::<ContactRow>(conn)
-        .await?)
+        .await?;
+    rows.sort_by_key(|c| c.id);
+    rows.dedup_by_key(|c| c.id);
+    Ok(rows)
 }
 
 /// Creates contacts in one statement, in the order given (callers sort

@@ -357,17 +357,12 @@ pub async fn relink_contact(
     let Some((identifier, identifier_type)) = identity.identifier() else {
         return Ok((keep.clone(), Vec::new()));
     };
-    let mut others: Vec<ContactRow> = super::contacts::contacts_matching(
-        conn,
-        &[keep.phone_id],
-        std::slice::from_ref(&identifier),
-        identity.bsuid.as_slice(),
-        identity.wa_id.as_slice(),
-    )
-    .await?
-    .into_iter()
-    .filter(|c| c.id != keep.id)
-    .collect();
+    let mut others: Vec<ContactRow> =
+        super::contacts::contacts_matching(conn, &[(keep.phone_id, identity)])
+            .await?
+            .into_iter()
+            .filter(|c| c.id != keep.id)
+            .collect();
     others.sort_by_key(|c| c.id);
     // Locked before they are merged away.
     let ids: Vec<Uuid> = others.iter().map(|c| c.id).collect();

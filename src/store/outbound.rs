@@ -133,23 +133,8 @@ async fn resolve_contacts(
     conn: &mut AsyncPgConnection,
     items: &[NewOutbound],
 ) -> StoreResult<Vec<ContactRow>> {
-    let mut phone_ids: Vec<Uuid> = items.iter().map(|i| i.phone_id).collect();
-    phone_ids.sort_unstable();
-    phone_ids.dedup();
-    let wa_ids: Vec<String> = items
-        .iter()
-        .filter_map(|i| i.identity.wa_id.clone())
-        .collect();
-    let bsuids: Vec<String> = items
-        .iter()
-        .filter_map(|i| i.identity.bsuid.clone())
-        .collect();
-    let idents: Vec<String> = items
-        .iter()
-        .filter_map(|i| i.identity.identifier().map(|(id, _)| id))
-        .collect();
-    let mut existing: Vec<ContactRow> =
-        contacts_matching(conn, &phone_ids, &idents, &bsuids, &wa_ids).await?;
+    let wanted: Vec<(Uuid, &Identity)> = items.iter().map(|i| (i.phone_id, &i.identity)).collect();
+    let mut existing: Vec<ContactRow> = contacts_matching(conn, &wanted).await?;
     // Where several match, the oldest contact is the one.
     existing.sort_by_key(|c| c.created_at);
     let find = |pool: &[ContactRow], item: &NewOutbound| -> Option<ContactRow> {

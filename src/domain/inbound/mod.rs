@@ -747,28 +747,8 @@ async fn preload_contacts(
     phones: &HashMap<String, PhoneRow>,
 ) -> StoreResult<Vec<ContactRow>> {
     let people = senders(payloads, phones);
-    let mut phone_ids = HashSet::new();
-    let (mut identifiers, mut bsuids, mut wa_ids) =
-        (HashSet::new(), HashSet::new(), HashSet::new());
-    for (phone, i) in &people {
-        let Some((identifier, _)) = i.identifier() else {
-            continue;
-        };
-        phone_ids.insert(phone.id);
-        identifiers.insert(identifier);
-        bsuids.extend(i.bsuid.clone());
-        wa_ids.extend(i.wa_id.clone());
-    }
-    let v = |s: HashSet<String>| s.into_iter().collect::<Vec<_>>();
-    let phone_ids: Vec<Uuid> = phone_ids.into_iter().collect();
-    let mut existing = contacts_store::contacts_matching(
-        conn,
-        &phone_ids,
-        &v(identifiers),
-        &v(bsuids),
-        &v(wa_ids),
-    )
-    .await?;
+    let wanted: Vec<(Uuid, &Identity)> = people.iter().map(|(p, i)| (p.id, i)).collect();
+    let mut existing = contacts_store::contacts_matching(conn, &wanted).await?;
     let mut planned: Vec<ContactRow> = Vec::new();
     for (phone, identity) in &people {
         if identity.identifier().is_none() || existing.iter().any(|c| holds(c, phone.id, identity))
