@@ -5,6 +5,10 @@ use std::{env, path::PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tonic-prost-build emits no rerun-if-changed of its own.
     println!("cargo:rerun-if-changed=proto");
+    // `embed_migrations!` reads migrations/ at compile time, but a proc
+    // macro cannot ask cargo to watch a directory: without this a new
+    // migration is not embedded until something else changes.
+    println!("cargo:rerun-if-changed=migrations");
 
     let mut files = Vec::new();
     for entry in std::fs::read_dir("proto/wagate/v1")? {
