@@ -687,6 +687,90 @@ async fn early_statuses_wait_for_their_wamid_and_are_reconciled() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn deleting_an_organization_deletes_its_inbox_and_nothing_else() {
+    let s = TestServer::start().await;
+    let (key, phone_id, _) = connect(&s, "gone@example.com").await;
+    let (kept_key, kept_phone, _) = connect_phone(&s, "kept@example.com", "106540352242999").await;
+    for (phone, wamid) in [(PHONE, "wamid.GONE"), ("106540352242999", "wamid.KEPT")] {
+        let payload = text_payload(phone, "16505551234", wamid, "hello", 1_750_000_000);
+        assert_eq!(post_json(&s, &payload).await, 200);
+    }
+    wait_processed(&s).await;
+    for (key, phone) in [(&key, &phone_id), (&kept_key, &kept_phone)] {
+        let r = s
+            .rest()
+            .send(
+                "POST",
+                &format!("/v1/phones/{phone}/messages"),
+                Some(key),
+                Some(json!({"type": "text", "to": "16505551234", "text": "Hello!"})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    // Timelines grow meanwhile (the dispatcher sends), so they are compared
+    // as at least what they were.
+    let count = |phone: &str| {
+        format!(
+            "SELECT (SELECT count(*) FROM contacts WHERE phone_id = {p}::uuid) AS contacts,
+                    (SELECT count(*) FROM conversations WHERE phone_id = {p}::uuid) AS conversations,
+                    (SELECT count(*) FROM messages WHERE phone_id = {p}::uuid) AS messages,
+                    (SELECT count(*) FROM message_events e JOIN messages m ON m.id = e.message_id
+                      WHERE m.phone_id = {p}::uuid) AS timeline",
+            p = lit(phone)
+        )
+    };
+    for phone in [&phone_id, &kept_phone] {
+        let before = rows(&s, &count(phone)).await;
+        assert_eq!(before[0]["contacts"], 1, "{before:?}");
+        assert_eq!(before[0]["conversations"], 1, "{before:?}");
+        assert_eq!(before[0]["messages"], 2, "{before:?}");
+        assert!(before[0]["timeline"].as_i64() >= Some(1), "{before:?}");
+    }
+
+    // Deleted once the dispatcher is done with the sends: a delete racing the
+    // dispatcher's locks may be chosen as a deadlock victim (and retried).
+    poll("the sends to be sent", Duration::from_secs(15), || async {
+        let busy = rows(
+            &s,
+            "SELECT count(*) AS n FROM messages
+              WHERE status IN ('queued', 'processing', 'retrying')",
+        )
+        .await;
+        match busy[0]["n"].as_i64() {
+            Some(0) => Ok(()),
+            n => Err(format!("{n:?} not sent yet")),
+        }
+    })
+    .await;
+    exec(
+        &s,
+        &format!(
+            "DELETE FROM organizations WHERE id = (SELECT org_id FROM phone_numbers WHERE id = {}::uuid)",
+            lit(&phone_id)
+        ),
+    )
+    .await;
+    assert_eq!(
+        rows(&s, &count(&phone_id)).await[0],
+        json!({"contacts": 0, "conversations": 0, "messages": 0, "timeline": 0})
+    );
+    let orphans = rows(
+        &s,
+        "SELECT count(*) AS n FROM message_events e
+          WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = e.message_id)",
+    )
+    .await;
+    assert_eq!(orphans[0]["n"], 0, "timelines of deleted messages");
+    let kept = rows(&s, &count(&kept_phone)).await;
+    assert_eq!(kept[0]["contacts"], 1, "{kept:?}");
+    assert_eq!(kept[0]["conversations"], 1, "{kept:?}");
+    assert_eq!(kept[0]["messages"], 2, "{kept:?}");
+    assert!(kept[0]["timeline"].as_i64() >= Some(1), "{kept:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn identity_changes_relink_the_contact_and_keep_its_history() {
     let s = TestServer::start().await;
     let (key, phone_id, _) = connect(&s, "ids@example.com").await;
