@@ -253,7 +253,9 @@ pub async fn contacts_matching(
     wanted: &[(Uuid, &Identity)],
 ) -> StoreResult<Vec<ContactRow>> {
     use diesel::sql_types::{Array, Nullable, Text, Uuid as U};
-    let mut keys: Vec<(Uuid, Option<String>, Option<&str>, Option<&str>)> = wanted
+    // (phone, identifier, BSUID, phone number)
+    type Key<'a> = (Uuid, Option<String>, Option<&'a str>, Option<&'a str>);
+    let mut keys: Vec<Key> = wanted
         .iter()
         .filter_map(|(phone_id, identity)| {
             let (identifier, _) = identity.identifier()?;
