@@ -12,7 +12,7 @@ mod client;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use uuid::Uuid;
 
@@ -154,22 +154,12 @@ impl Deliverer {
             lease_token: d.lease_token,
             deactivate,
             attempt: AttemptRow {
-                id: Uuid::new_v4(),
-                org_id: d.org_id,
-                endpoint_id: d.endpoint_id,
-                delivery_id: d.id,
-                event_id: d.event_id,
-                event: d.event.clone(),
-                trigger: d.trigger.clone(),
-                attempt: d.attempts,
-                url: d.url.clone(),
                 status_code: status.map(i32::from),
                 duration_ms,
                 response,
                 error,
-                outcome: outcome.to_owned(),
                 next_attempt_at,
-                created_at: started_at,
+                ..attempt_row(d, outcome, started_at)
             },
         }
     }
@@ -180,22 +170,8 @@ impl Deliverer {
             lease_token: d.lease_token,
             deactivate: None,
             attempt: AttemptRow {
-                id: Uuid::new_v4(),
-                org_id: d.org_id,
-                endpoint_id: d.endpoint_id,
-                delivery_id: d.id,
-                event_id: d.event_id,
-                event: d.event.clone(),
-                trigger: d.trigger.clone(),
-                attempt: d.attempts,
-                url: d.url.clone(),
-                status_code: None,
-                duration_ms: 0,
-                response: None,
                 error: Some("not sent: the endpoint is inactive".into()),
-                outcome: OUTCOME_FAILED.to_owned(),
-                next_attempt_at: None,
-                created_at: Utc::now(),
+                ..attempt_row(d, OUTCOME_FAILED, Utc::now())
             },
         }
     }
@@ -427,5 +403,28 @@ async fn complete(app: App, mut rx: mpsc::UnboundedReceiver<AttemptResult>) {
             }
         }
         app.webhooks.wake();
+    }
+}
+
+/// The log row of an attempt at `d` that ended with `outcome` and has no
+/// answer (callers add the answer when there is one).
+fn attempt_row(d: &ClaimedDelivery, outcome: &str, created_at: DateTime<Utc>) -> AttemptRow {
+    AttemptRow {
+        id: Uuid::new_v4(),
+        org_id: d.org_id,
+        endpoint_id: d.endpoint_id,
+        delivery_id: d.id,
+        event_id: d.event_id,
+        event: d.event.clone(),
+        trigger: d.trigger.clone(),
+        attempt: d.attempts,
+        url: d.url.clone(),
+        status_code: None,
+        duration_ms: 0,
+        response: None,
+        error: None,
+        outcome: outcome.to_owned(),
+        next_attempt_at: None,
+        created_at,
     }
 }

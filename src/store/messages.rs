@@ -191,6 +191,48 @@ async fn insert_with(
 }
 
 impl MessageRow {
+    /// A message with what every message has, and nothing yet beyond it: no
+    /// contact or conversation, wamid, dispatch state, error or pricing.
+    pub fn new(
+        org_id: Uuid,
+        phone_id: Uuid,
+        direction: &str,
+        status: &str,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        MessageRow {
+            id: Uuid::new_v4(),
+            org_id,
+            phone_id,
+            conversation_id: None,
+            contact_id: None,
+            direction: direction.to_owned(),
+            kind: "text".into(),
+            content: serde_json::Value::Null,
+            payload: serde_json::Value::Null,
+            status: status.to_owned(),
+            recipient: None,
+            wamid: None,
+            batch_id: None,
+            send_at: None,
+            next_attempt_at: None,
+            attempts: 0,
+            lease_until: None,
+            lease_token: None,
+            unknown_since: None,
+            unknown_reason: None,
+            error_code: None,
+            error_title: None,
+            error_details: None,
+            error_message: None,
+            pricing: None,
+            warnings: serde_json::json!([]),
+            meta_timestamp: None,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
     /// This row as PostgreSQL stores it: times to the microsecond
     /// (truncated, as diesel sends them).
     fn as_stored(&self) -> MessageRow {

@@ -85,34 +85,23 @@ pub async fn insert_outbound(
             }
             MessageRow {
                 id: item.id,
-                org_id: item.org_id,
-                phone_id: item.phone_id,
                 conversation_id: conversation.map(|c| c.id),
                 contact_id: Some(contact.id),
-                direction: "outbound".into(),
                 kind: item.kind.clone(),
                 content: item.content.clone(),
                 payload: item.payload.clone(),
-                status: item.status.to_owned(),
                 recipient: Some(item.recipient.clone()),
-                wamid: None,
                 batch_id: item.batch_id,
                 send_at: item.send_at,
                 next_attempt_at: Some(item.send_at.unwrap_or(item.created_at)),
-                attempts: 0,
-                lease_until: None,
-                lease_token: None,
-                unknown_since: None,
-                unknown_reason: None,
-                error_code: None,
-                error_title: None,
-                error_details: None,
-                error_message: None,
-                pricing: None,
                 warnings: serde_json::json!(warnings),
-                meta_timestamp: None,
-                created_at: item.created_at,
-                updated_at: item.created_at,
+                ..MessageRow::new(
+                    item.org_id,
+                    item.phone_id,
+                    "outbound",
+                    item.status,
+                    item.created_at,
+                )
             }
         })
         .collect();

@@ -813,39 +813,13 @@ fn message_row(
     wamid: &str,
     timestamp: Option<i64>,
 ) -> MessageRow {
-    let now = Utc::now();
     MessageRow {
-        id: Uuid::new_v4(),
-        org_id: phone.org_id,
-        phone_id: phone.id,
-        conversation_id: None,
         contact_id,
-        direction: "inbound".into(),
-        kind: "text".into(),
-        content: serde_json::Value::Null,
-        payload: serde_json::Value::Null,
+        wamid: Some(wamid.to_owned()),
+        meta_timestamp: Some(time_of(timestamp)),
         // Inbound messages show `delivered`, and `read` once marked read
         // (as the platform guide's example does).
-        status: "delivered".into(),
-        recipient: None,
-        wamid: Some(wamid.to_owned()),
-        batch_id: None,
-        send_at: None,
-        next_attempt_at: None,
-        attempts: 0,
-        lease_until: None,
-        lease_token: None,
-        unknown_since: None,
-        unknown_reason: None,
-        error_code: None,
-        error_title: None,
-        error_details: None,
-        error_message: None,
-        pricing: None,
-        warnings: serde_json::json!([]),
-        meta_timestamp: Some(time_of(timestamp)),
-        created_at: now,
-        updated_at: now,
+        ..MessageRow::new(phone.org_id, phone.id, "inbound", "delivered", Utc::now())
     }
 }
 
