@@ -101,10 +101,29 @@ struct Caches {
     touched: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>,
 }
 
+/// Opens a pool connection planning every statement for the data it runs
+/// on. The store prepares its statements once per connection; under the
+/// default plan cache mode PostgreSQL then settles on one generic plan,
+/// built from the statistics of that moment. A connection opened while a
+/// queue table was small kept planning it as small once it held a backlog:
+/// the inbound claim sorted the whole backlog, and marking a batch done
+/// scanned the whole table, on every batch until autovacuum next analyzed
+/// it (a minute or more). The store's statements work on batches, so a
+/// plan per execution costs little beside them.
+async fn setup_connection(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    use diesel_async::SimpleAsyncConnection;
+    let mut conn = AsyncPgConnection::establish(&url).await?;
+    conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
 impl Store {
     pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
         let mut config = ManagerConfig::default();
         config.recycling_method = RecyclingMethod::Fast;
+        config.custom_setup = Box::new(|url| Box::pin(setup_connection(url.to_owned())));
         let manager =
             AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
