@@ -30,7 +30,8 @@ pub use receiver::routes;
 
 /// Largest delivery accepted (Meta's own limit is 3 MB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-/// Connections of the processor's pool: one per worker, plus the claim.
+/// Connections of the processor's pool: one per worker, plus the claim of
+/// the next batch while one is applied.
 pub const PROCESSOR_POOL: usize = processor::WORKERS + 2;
 
 /// What the receiver needs to know.

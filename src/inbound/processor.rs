@@ -137,19 +137,43 @@ async fn workers(app: App, store: Store, wake: Arc<Notify>, shutdown: watch::Rec
 }
 
 async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    // A full batch is followed by more: the next one is claimed (and
+    // parsed) while this one is applied, on a second connection. It is
+    // applied only after this one commits, so the order holds.
+    let mut ahead: Option<Claim> = None;
     loop {
         app.workers.beat("inbound", POLL * 5);
-        match process_once(&store, BATCH).await {
-            // More may be waiting: claim again at once, and let another
-            // worker help when the batch was full.
-            Ok(n) if n > 0 && !*shutdown.borrow() => {
-                if n as i64 == BATCH {
-                    wake.notify_one();
+        let claim = match ahead.take() {
+            Some(claim) => Ok(claim),
+            None => claim(&store, BATCH).await,
+        };
+        let processed = match claim {
+            Ok(claim) if claim.items.len() as i64 == BATCH && !*shutdown.borrow() => {
+                let (applied, next) =
+                    tokio::join!(apply_claim(&store, claim), self::claim(&store, BATCH));
+                match next {
+                    Ok(next) if !next.items.is_empty() => ahead = Some(next),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "inbound claim"),
                 }
-                continue;
+                applied
             }
+            Ok(claim) => apply_claim(&store, claim).await,
+            Err(e) => Err(e),
+        };
+        match processed {
+            Ok(n) if n > 0 && !*shutdown.borrow() => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "inbound processing"),
+        }
+        if let Some(claim) = ahead.take() {
+            // Claimed already: apply it rather than leave it leased.
+            if let Err(e) = apply_claim(&store, claim).await {
+                tracing::warn!(error = %e, "inbound processing");
+            }
+            if !*shutdown.borrow() {
+                continue;
+            }
         }
         tokio::select! {
             _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
@@ -169,14 +193,17 @@ struct Item {
     parsed: Result<WebhookPayload, String>,
 }
 
-/// Claims and processes up to `limit` deliveries; returns how many.
-pub async fn process_once(store: &Store, limit: i64) -> StoreResult<usize> {
+/// Deliveries claimed under one lease token, parsed.
+struct Claim {
+    token: Uuid,
+    items: Vec<Item>,
+}
+
+/// Claims up to `limit` pending deliveries, oldest first, and parses them.
+async fn claim(store: &Store, limit: i64) -> StoreResult<Claim> {
     let token = Uuid::new_v4();
     let claimed = store.claim_inbound(limit, LEASE, token).await?;
-    if claimed.is_empty() {
-        return Ok(0);
-    }
-    let items: Vec<Item> = claimed
+    let items = claimed
         .into_iter()
         .map(|ClaimedDelivery { id, body, attempts }| Item {
             id,
@@ -184,6 +211,20 @@ pub async fn process_once(store: &Store, limit: i64) -> StoreResult<usize> {
             parsed: domain::parse(&body),
         })
         .collect();
+    Ok(Claim { token, items })
+}
+
+/// Claims and processes up to `limit` deliveries; returns how many.
+pub async fn process_once(store: &Store, limit: i64) -> StoreResult<usize> {
+    apply_claim(store, claim(store, limit).await?).await
+}
+
+/// Applies claimed deliveries in one transaction (one at a time when the
+/// batch fails); returns how many there were.
+async fn apply_claim(store: &Store, Claim { token, items }: Claim) -> StoreResult<usize> {
+    if items.is_empty() {
+        return Ok(0);
+    }
     let n = items.len();
     let mut conn = store.conn().await?;
     let all: Vec<&Item> = items.iter().collect();
