@@ -13,6 +13,12 @@
 -- Rule for the code (as in migration 9): the store writes phone, contact,
 -- conversation and message ids only when it has just read or written them in
 -- the same transaction.
+-- Migration 9 landed twice under one version: first dropping only the org_id
+-- keys, then also messages.contact_id and messages.conversation_id. A
+-- database that ran the first form never runs the second, so those two are
+-- dropped here too (already gone on the others).
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_contact_id_fkey;
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_conversation_id_fkey;
 ALTER TABLE contacts DROP CONSTRAINT contacts_phone_id_fkey;
 ALTER TABLE conversations DROP CONSTRAINT conversations_phone_id_fkey;
 ALTER TABLE conversations DROP CONSTRAINT conversations_contact_id_fkey;
