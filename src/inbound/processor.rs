@@ -214,11 +214,6 @@ async fn claim(store: &Store, limit: i64) -> StoreResult<Claim> {
     Ok(Claim { token, items })
 }
 
-/// Claims and processes up to `limit` deliveries; returns how many.
-pub async fn process_once(store: &Store, limit: i64) -> StoreResult<usize> {
-    apply_claim(store, claim(store, limit).await?).await
-}
-
 /// Applies claimed deliveries in one transaction (one at a time when the
 /// batch fails); returns how many there were.
 async fn apply_claim(store: &Store, Claim { token, items }: Claim) -> StoreResult<usize> {

@@ -254,14 +254,14 @@ pub async fn contacts_matching(
 ) -> StoreResult<Vec<ContactRow>> {
     use diesel::sql_types::{Array, Nullable, Text, Uuid as U};
     // (phone, identifier, BSUID, phone number)
-    type Key<'a> = (Uuid, Option<String>, Option<&'a str>, Option<&'a str>);
+    type Key<'a> = (Uuid, String, Option<&'a str>, Option<&'a str>);
     let mut keys: Vec<Key> = wanted
         .iter()
         .filter_map(|(phone_id, identity)| {
             let (identifier, _) = identity.identifier()?;
             Some((
                 *phone_id,
-                Some(identifier),
+                identifier,
                 identity.bsuid.as_deref(),
                 identity.wa_id.as_deref(),
             ))
@@ -286,7 +286,7 @@ pub async fn contacts_matching(
     );
     let mut rows: Vec<ContactRow> = CachedSql::new(SQL)
         .bind::<Array<U>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.1.as_deref()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.3).collect::<Vec<_>>())
         .load::<ContactRow>(conn)
@@ -345,6 +345,7 @@ macro_rules! conversation_columns {
          v.unread_count, v.created_at, v.updated_at"
     };
 }
+pub(super) use conversation_columns;
 
 /// Creates the conversations of these rows' (phone, contact) pairs, or
 /// moves existing ones forward (never backwards: the later of the stored and

@@ -14,7 +14,7 @@ use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::contacts::{ContactRow, ConversationRow};
+use super::contacts::{ContactRow, ConversationRow, conversation_columns};
 use super::events::CachedSql;
 use super::messages::MessageRow;
 use super::phones::{PhoneHealthUpdate, PhoneRow, WabaRow};
@@ -486,12 +486,12 @@ pub async fn ensure_conversations(
     .execute(conn)
     .await?;
     // Joined pair by pair to the (phone_id, contact_id) index.
-    Ok(CachedSql::new(
-        "SELECT v.id, v.org_id, v.phone_id, v.contact_id, v.last_message_at, v.last_inbound_at,
-                v.unread_count, v.created_at, v.updated_at
-           FROM unnest($1::uuid[], $2::uuid[]) k(phone_id, contact_id)
+    Ok(CachedSql::new(concat!(
+        "SELECT ",
+        conversation_columns!(),
+        " FROM unnest($1::uuid[], $2::uuid[]) k(phone_id, contact_id)
            JOIN conversations v ON v.phone_id = k.phone_id AND v.contact_id = k.contact_id",
-    )
+    ))
     .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.1).collect::<Vec<_>>())
     .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
     .load::<ConversationRow>(conn)
@@ -545,14 +545,7 @@ pub async fn touch_conversations(
     Ok(())
 }
 
-/// Inserts messages, skipping any whose (phone, wamid) is already stored:
-/// returns only the rows inserted, so a redelivered message is processed once.
-pub async fn insert_messages(
-    conn: &mut AsyncPgConnection,
-    rows: &[MessageRow],
-) -> StoreResult<Vec<MessageRow>> {
-    super::messages::insert_messages(conn, rows, super::messages::OnDuplicate::Skip).await
-}
+pub use super::messages::insert_messages;
 
 /// The outbound messages of a phone that statuses name, by wamid or by the
 /// id wagate sent as `biz_opaque_callback_data`, locked in id order.

@@ -69,31 +69,18 @@ macro_rules! insert_columns {
     };
 }
 
-/// What to do with a row whose (phone, wamid) is already stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnDuplicate {
-    /// Fail the statement (sends: a duplicate is a bug, never to be hidden).
-    Fail,
-    /// Skip it (Meta redelivering a message): only new rows come back.
-    Skip,
-}
-
-/// Inserts messages with one statement prepared once per connection,
-/// however many rows: one array per column, unnested. (A multi-row VALUES
-/// has 29 parameters a row, is built, parsed and planned afresh for every
-/// row count, and costs more than the insert.) Returns the rows inserted.
+/// Inserts received messages with one statement prepared once per
+/// connection, however many rows: one array per column, unnested. (A
+/// multi-row VALUES has 29 parameters a row, is built, parsed and planned
+/// afresh for every row count, and costs more than the insert.) A message
+/// whose (phone, wamid) is already stored is skipped (Meta redelivers):
+/// returns only the rows inserted, so a redelivered message is processed once.
 pub async fn insert_messages(
     conn: &mut AsyncPgConnection,
     rows: &[MessageRow],
-    on_duplicate: OnDuplicate,
 ) -> StoreResult<Vec<MessageRow>> {
-    const FAIL: &str = concat!(insert_columns!(), "RETURNING m.id");
-    const SKIP: &str = concat!(insert_columns!(), "ON CONFLICT DO NOTHING RETURNING m.id");
-    let sql = match on_duplicate {
-        OnDuplicate::Fail => FAIL,
-        OnDuplicate::Skip => SKIP,
-    };
-    insert_with(conn, rows, sql, None).await
+    const SQL: &str = concat!(insert_columns!(), "ON CONFLICT DO NOTHING RETURNING m.id");
+    insert_with(conn, rows, SQL, None).await
 }
 
 /// Inserts accepted sends (a duplicate id fails the statement) with the
