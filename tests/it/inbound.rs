@@ -3,7 +3,7 @@
 //! reprocessing), contact identity, statuses into the timeline, and every
 //! Meta webhook sample in tests/fixtures/meta/webhooks.
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -15,23 +15,7 @@ use crate::harness::TestServer;
 pub const PHONE: &str = "106540352242922";
 pub const WABA: &str = "102290129340398";
 
-/// A bounded poll: `f` every 25 ms until it yields `Ok`, at most `timeout`.
-pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
-        }
-    }
-}
+pub use crate::harness::sandbox::poll;
 
 pub fn sim(s: &TestServer) -> &wagate_simulator::Simulator {
     s.running

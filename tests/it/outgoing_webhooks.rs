@@ -299,19 +299,15 @@ async fn logs(s: &TestServer, key: &str, id: &str) -> Vec<Value> {
 /// The endpoint's delivery log once it has at least `n` attempts (the
 /// receiver can see a request before its attempt is recorded).
 async fn logs_at_least(s: &TestServer, key: &str, id: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    crate::harness::sandbox::poll("attempts to be logged", Duration::from_secs(15), || async {
         let log = logs(s, key, id).await;
         if log.len() >= n {
-            return log;
+            Ok(log)
+        } else {
+            Err(format!("{} of {n} attempts logged", log.len()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} attempts logged",
-            log.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until the endpoint's deliveries are all final; returns them.
