@@ -36,6 +36,8 @@ pub struct AppState {
     pub outbound: crate::store::outbound::OutboundWriter,
     /// Wakes this instance's dispatcher (others hear a NOTIFY).
     pub dispatch_wake: Arc<tokio::sync::Notify>,
+    /// What `/metrics` shows; the workers count their outcomes here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type App = Arc<AppState>;

@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route and code, latency histograms, pool
-//! usage. Rendered as text at `/metrics`.
+//! usage, and Meta webhook deliveries processed by outcome. Rendered as text
+//! at `/metrics`.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,11 +35,17 @@ struct PoolLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteOnly, Histogram>,
     pool: Family<PoolLabels, Gauge>,
+    inbound: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -57,6 +64,7 @@ impl Metrics {
             ])
         });
         let pool = Family::<PoolLabels, Gauge>::default();
+        let inbound = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "http_requests",
             "Requests by route and status code",
@@ -72,12 +80,25 @@ impl Metrics {
             "Database pool connections by state",
             pool.clone(),
         );
+        registry.register(
+            "inbound_deliveries",
+            "Meta webhook deliveries processed by this instance, by outcome (processed, unparseable, unrouted, failed)",
+            inbound.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             pool,
+            inbound,
         }
+    }
+
+    /// Counts `n` deliveries that ended as `outcome` (an `inbound_webhooks.state`).
+    pub fn inbound_done(&self, outcome: &'static str, n: u64) {
+        self.inbound
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n);
     }
 
     pub fn set_pool(&self, size: usize, available: usize, max: usize) {

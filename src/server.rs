@@ -184,6 +184,7 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
             dispatch_wake.clone(),
         ),
         dispatch_wake,
+        metrics: Arc::new(Metrics::new()),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut workers = spawn_workers(&app, shutdown_rx.clone());
@@ -281,7 +282,7 @@ pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
         grpc.clone(),
         opts.max_body_bytes,
     )?);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = app.metrics.clone();
     let ops_state = OpsState {
         app: app.clone(),
         metrics: metrics.clone(),

@@ -21,6 +21,7 @@ use wagate_meta::WebhookPayload;
 
 use crate::app::App;
 use crate::domain::inbound as domain;
+use crate::metrics::Metrics;
 use crate::store::inbound::{self as store, ClaimedDelivery, Finish, state};
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -150,7 +151,7 @@ async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Rec
         let processed = match claim {
             Ok(claim) if claim.items.len() as i64 == BATCH && !*shutdown.borrow() => {
                 let (applied, next) =
-                    tokio::join!(apply_claim(&store, claim), self::claim(&store, BATCH));
+                    tokio::join!(apply_claim(&store, &app.metrics, claim), self::claim(&store, BATCH));
                 match next {
                     Ok(next) if !next.items.is_empty() => ahead = Some(next),
                     Ok(_) => {}
@@ -158,7 +159,7 @@ async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Rec
                 }
                 applied
             }
-            Ok(claim) => apply_claim(&store, claim).await,
+            Ok(claim) => apply_claim(&store, &app.metrics, claim).await,
             Err(e) => Err(e),
         };
         match processed {
@@ -168,7 +169,7 @@ async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Rec
         }
         if let Some(claim) = ahead.take() {
             // Claimed already: apply it rather than leave it leased.
-            if let Err(e) = apply_claim(&store, claim).await {
+            if let Err(e) = apply_claim(&store, &app.metrics, claim).await {
                 tracing::warn!(error = %e, "inbound processing");
             }
             if !*shutdown.borrow() {
@@ -216,7 +217,11 @@ async fn claim(store: &Store, limit: i64) -> StoreResult<Claim> {
 
 /// Applies claimed deliveries in one transaction (one at a time when the
 /// batch fails); returns how many there were.
-async fn apply_claim(store: &Store, Claim { token, items }: Claim) -> StoreResult<usize> {
+async fn apply_claim(
+    store: &Store,
+    metrics: &Metrics,
+    Claim { token, items }: Claim,
+) -> StoreResult<usize> {
     if items.is_empty() {
         return Ok(0);
     }
@@ -233,33 +238,69 @@ async fn apply_claim(store: &Store, Claim { token, items }: Claim) -> StoreResul
             .transaction::<_, StoreError, _>(async |c| apply(c, token, &all).await)
             .await;
     }
-    if let Err(e) = batch {
-        if n > 1 {
-            tracing::debug!(error = %e, deliveries = n, "batch failed; one delivery at a time");
-        }
-        for item in &items {
-            let one = conn
-                .transaction::<_, StoreError, _>(async |c| apply(c, token, &[item]).await)
-                .await;
-            if let Err(e) = one {
-                let retry_at = (item.attempts < MAX_ATTEMPTS)
-                    .then(|| Utc::now() + crate::jobs::backoff(item.attempts));
-                tracing::warn!(
-                    inbound_id = item.id,
-                    attempt = item.attempts,
-                    retry = retry_at.is_some(),
-                    error = %e,
-                    "processing a webhook delivery failed"
-                );
-                store::retry_later(&mut conn, token, item.id, &e.to_string(), retry_at).await?;
+    match batch {
+        Ok(outcomes) => count_outcomes(metrics, &outcomes),
+        Err(e) => {
+            if n > 1 {
+                tracing::debug!(error = %e, deliveries = n, "batch failed; one delivery at a time");
+            }
+            for item in &items {
+                apply_one(&mut conn, metrics, token, item).await?;
             }
         }
     }
     Ok(n)
 }
 
-/// Applies deliveries and records their outcome, on one transaction.
-async fn apply(conn: &mut AsyncPgConnection, token: Uuid, items: &[&Item]) -> StoreResult<()> {
+/// Applies one delivery on its own, or schedules its retry (or marks it
+/// failed after [`MAX_ATTEMPTS`]).
+async fn apply_one(
+    conn: &mut AsyncPgConnection,
+    metrics: &Metrics,
+    token: Uuid,
+    item: &Item,
+) -> StoreResult<()> {
+    let one = conn
+        .transaction::<_, StoreError, _>(async |c| apply(c, token, &[item]).await)
+        .await;
+    match one {
+        Ok(outcomes) => count_outcomes(metrics, &outcomes),
+        Err(e) => {
+                let retry_at = (item.attempts < MAX_ATTEMPTS)
+                    .then(|| Utc::now() + crate::jobs::backoff(item.attempts));
+            tracing::warn!(
+                inbound_id = item.id,
+                attempt = item.attempts,
+                retry = retry_at.is_some(),
+                error = %e,
+                "processing a webhook delivery failed"
+            );
+            store::retry_later(conn, token, item.id, &e.to_string(), retry_at).await?;
+            if retry_at.is_none() {
+                metrics.inbound_done(state::FAILED, 1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts committed outcomes (one `inbound_webhooks.state` per delivery).
+fn count_outcomes(metrics: &Metrics, outcomes: &[&'static str]) {
+    for outcome in [state::PROCESSED, state::UNPARSEABLE, state::UNROUTED] {
+        let n = outcomes.iter().filter(|o| **o == outcome).count();
+        if n > 0 {
+            metrics.inbound_done(outcome, n as u64);
+        }
+    }
+}
+
+/// Applies deliveries and records their outcome, on one transaction;
+/// returns each one's new state.
+async fn apply(
+    conn: &mut AsyncPgConnection,
+    token: Uuid,
+    items: &[&Item],
+) -> StoreResult<Vec<&'static str>> {
     let payloads: Vec<&WebhookPayload> = items
         .iter()
         .filter_map(|i| i.parsed.as_ref().ok())
@@ -304,5 +345,5 @@ async fn apply(conn: &mut AsyncPgConnection, token: Uuid, items: &[&Item]) -> St
             "inbound lease expired during processing"
         );
     }
-    Ok(())
+    Ok(finishes.iter().map(|f| f.state).collect())
 }

@@ -431,6 +431,11 @@ async fn unparseable_payloads_are_kept_marked_and_not_retried() {
         );
     }
     assert_eq!(r[0]["body"], "this is not json", "kept verbatim");
+    let metrics = metrics_text(&s).await;
+    assert!(
+        metrics.contains(r#"wagate_inbound_deliveries_total{outcome="unparseable"} 3"#),
+        "{metrics}"
+    );
     // Never claimed again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let again = rows(
@@ -517,7 +522,19 @@ async fn unrouted_events_are_kept_listed_and_reprocessed_once_the_phone_is_conne
         r[0],
         json!({"state": "processed", "unrouted_phone_ids": null})
     );
+    // Operators see the outcomes on /metrics.
+    let metrics = metrics_text(&s).await;
+    for line in [
+        r#"wagate_inbound_deliveries_total{outcome="unrouted"} 2"#,
+        r#"wagate_inbound_deliveries_total{outcome="processed"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
     s.stop().await;
+}
+
+async fn metrics_text(s: &TestServer) -> String {
+    s.rest().send("GET", "/metrics", None, None, &[]).await.text
 }
 
 #[tokio::test(flavor = "multi_thread")]
