@@ -119,7 +119,13 @@ async fn run(
     };
     let stopping = shutdown.clone();
     let mut last_settle = std::time::Instant::now() - StdDuration::from_secs(60);
+    // Under a flood of sends every writer commit wakes us; scanning on each
+    // (over a hundred a second) cost PostgreSQL a tenth of a core and found
+    // nothing the pacer would let out sooner. Claims reach a window ahead,
+    // so a quarter window between scans delays nothing that is due.
+    let min_gap = opts.window / 4;
     loop {
+        let scanned = tokio::time::Instant::now();
         app.workers
             .beat("dispatcher", opts.poll.max(StdDuration::from_secs(1)));
         if last_settle.elapsed() > StdDuration::from_secs(2) {
@@ -172,8 +178,10 @@ async fn run(
         let pause = if busy { opts.window / 2 } else { opts.poll };
         tokio::select! {
             _ = app.dispatch_wake.notified() => {
-                // Debounce: let the burst of sends that caused this land first.
-                tokio::time::sleep(StdDuration::from_millis(5)).await;
+                // Debounce: let the burst of sends that caused this land
+                // first, and keep scans at least `min_gap` apart.
+                let debounced = tokio::time::Instant::now() + StdDuration::from_millis(5);
+                tokio::time::sleep_until(debounced.max(scanned + min_gap)).await;
             }
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => break,
