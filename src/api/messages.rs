@@ -100,11 +100,19 @@ fn dry_run(d: &DryRun) -> pb::DryRun {
 }
 
 /// The reply, marked when it replays an earlier request with the same key.
-fn reply<T>(body: T, replayed: bool) -> Response<T> {
+/// A send's answer: flagged when it replays an idempotent original, and
+/// 200 over REST for a dry run (nothing was accepted).
+fn reply<T>(body: T, replayed: bool, dry_run: bool) -> Response<T> {
     let mut resp = Response::new(body);
     if replayed {
         resp.metadata_mut()
             .insert("idempotent-replayed", MetadataValue::from_static("true"));
+    }
+    if dry_run {
+        resp.metadata_mut().insert(
+            crate::rest::HTTP_STATUS_METADATA,
+            MetadataValue::from_static("200"),
+        );
     }
     resp
 }
@@ -152,7 +160,12 @@ impl pb::message_service_server::MessageService for MessageApi {
         let (data, dry_run, replayed) = self
             .send(org, key, "SendMessage", req.into_inner().message, None)
             .await?;
-        Ok(reply(pb::SendMessageResponse { data, dry_run }, replayed))
+        let is_dry = dry_run.is_some();
+        Ok(reply(
+            pb::SendMessageResponse { data, dry_run },
+            replayed,
+            is_dry,
+        ))
     }
 
     async fn send_phone_message(
@@ -165,9 +178,11 @@ impl pb::message_service_server::MessageService for MessageApi {
         let (data, dry_run, replayed) = self
             .send(org, key, "SendPhoneMessage", r.message, Some(&r.phone_id))
             .await?;
+        let is_dry = dry_run.is_some();
         Ok(reply(
             pb::SendPhoneMessageResponse { data, dry_run },
             replayed,
+            is_dry,
         ))
     }
 
@@ -209,6 +224,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         Ok(reply(
             pb::BulkSendMessagesResponse { data: Some(data) },
             out.replayed,
+            false,
         ))
     }
 

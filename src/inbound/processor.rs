@@ -150,8 +150,10 @@ async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Rec
         };
         let processed = match claim {
             Ok(claim) if claim.items.len() as i64 == BATCH && !*shutdown.borrow() => {
-                let (applied, next) =
-                    tokio::join!(apply_claim(&store, &app.metrics, claim), self::claim(&store, BATCH));
+                let (applied, next) = tokio::join!(
+                    apply_claim(&store, &app.metrics, claim),
+                    self::claim(&store, BATCH)
+                );
                 match next {
                     Ok(next) if !next.items.is_empty() => ahead = Some(next),
                     Ok(_) => {}
@@ -266,8 +268,8 @@ async fn apply_one(
     match one {
         Ok(outcomes) => count_outcomes(metrics, &outcomes),
         Err(e) => {
-                let retry_at = (item.attempts < MAX_ATTEMPTS)
-                    .then(|| Utc::now() + crate::jobs::backoff(item.attempts));
+            let retry_at = (item.attempts < MAX_ATTEMPTS)
+                .then(|| Utc::now() + crate::jobs::backoff(item.attempts));
             tracing::warn!(
                 inbound_id = item.id,
                 attempt = item.attempts,

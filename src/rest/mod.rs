@@ -44,6 +44,11 @@ const FORWARDED_HEADERS: [&str; 6] = [
 /// Response metadata surfaced as REST headers.
 const SURFACED_METADATA: [&str; 3] = ["idempotent-replayed", "set-cookie", "location"];
 
+/// Response metadata by which a handler replaces its method's documented
+/// success status for one answer (a dry run of a send stores nothing, so it
+/// answers 200, not 202). Never surfaced as a header.
+pub const HTTP_STATUS_METADATA: &str = "wagate-http-status";
+
 pub struct Transcoder {
     routes: Vec<Route>,
     mapping: JsonMapping,
@@ -204,8 +209,13 @@ impl Transcoder {
                     if let Some(field) = &route.response_body {
                         json = json.get(lower_camel(field)).cloned().unwrap_or(Json::Null);
                     }
-                    let status =
-                        StatusCode::from_u16(route.success_status).unwrap_or(StatusCode::OK);
+                    let status = metadata
+                        .get(HTTP_STATUS_METADATA)
+                        .and_then(|v| v.to_str().ok()?.parse::<u16>().ok())
+                        .and_then(|code| StatusCode::from_u16(code).ok())
+                        .filter(StatusCode::is_success)
+                        .or_else(|| StatusCode::from_u16(route.success_status).ok())
+                        .unwrap_or(StatusCode::OK);
                     json_response(status, &json)
                 };
                 surface_metadata(&metadata, out.headers_mut());
