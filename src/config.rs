@@ -268,14 +268,26 @@ pub struct DispatchArgs {
 }
 
 impl DispatchArgs {
-    pub fn options(&self) -> crate::dispatch::DispatchOptions {
+    /// Refuses a lease and crash grace that together end before Meta's
+    /// answer may still arrive: a slow but live dispatcher's message would
+    /// be claimed again and sent twice.
+    pub fn options(&self) -> anyhow::Result<crate::dispatch::DispatchOptions> {
         use std::time::Duration;
-        crate::dispatch::DispatchOptions {
+        let graph_timeout = crate::dispatch::GRAPH_REQUEST_TIMEOUT.as_secs();
+        let held = self.lease_secs.saturating_add(self.crash_grace_secs);
+        anyhow::ensure!(
+            held > graph_timeout,
+            "--dispatch-lease-secs ({}) plus --dispatch-crash-grace-secs ({}) must exceed \
+             the {graph_timeout} s a request to Meta may take, or a slow answer could be sent twice",
+            self.lease_secs,
+            self.crash_grace_secs
+        );
+        Ok(crate::dispatch::DispatchOptions {
             lease: Duration::from_secs(self.lease_secs.max(1)),
             crash_grace: Duration::from_secs(self.crash_grace_secs),
             timeout_grace: Duration::from_secs(self.timeout_grace_secs),
             max_attempts: self.max_attempts.max(1),
             ..Default::default()
-        }
+        })
     }
 }

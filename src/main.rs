@@ -43,6 +43,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         verify_token: args.whatsapp_verify_token.clone(),
     };
     let master_key = master_key(&args, meta.sandbox())?;
+    let dispatch = args.dispatch.options()?;
     let webhooks = args.webhooks.options()?;
     if webhooks.allow_private {
         tracing::warn!(
@@ -63,7 +64,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins.clone(),
         meta,
         master_key,
-        dispatch: args.dispatch.options(),
+        dispatch,
         webhooks,
     })
     .await;

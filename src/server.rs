@@ -146,10 +146,15 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<RunningServer> {
         (None, true) => format!("http://{addr}/sandbox/"),
         (None, false) => wagate_meta::graph::GraphConfig::DEFAULT_BASE_URL.into(),
     };
-    let graph = wagate_meta::graph::GraphClient::new(wagate_meta::graph::GraphConfig::new(
-        url::Url::parse(&graph_url)?,
-        opts.meta.api_version.clone(),
-    ))?;
+    let graph_config = wagate_meta::graph::GraphConfig {
+        // The dispatcher's lease settings are checked against it.
+        request_timeout: crate::dispatch::GRAPH_REQUEST_TIMEOUT,
+        ..wagate_meta::graph::GraphConfig::new(
+            url::Url::parse(&graph_url)?,
+            opts.meta.api_version.clone(),
+        )
+    };
+    let graph = wagate_meta::graph::GraphClient::new(graph_config)?;
     let secrets = SecretBox::from_base64(&opts.master_key)?;
     let webhooks = crate::delivery::Deliverer::new(opts.webhooks.clone(), secrets.clone())?;
     let dispatch_wake = Arc::new(tokio::sync::Notify::new());

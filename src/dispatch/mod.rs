@@ -39,6 +39,9 @@ use crate::store::messages::{MessageRow, MetaFailure};
 use crate::store::outbound::DISPATCH_CHANNEL;
 use crate::store::phones::PhoneRow;
 
+/// How long one send to Meta may take (the Graph client's request timeout).
+pub const GRAPH_REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(15);
+
 /// Dispatcher settings (defaults suit production; tests shorten the graces).
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {

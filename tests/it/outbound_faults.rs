@@ -753,6 +753,30 @@ fn set_plan_cli(database_url: &str, org: &Org, plan: &str) {
     );
 }
 
+#[test]
+fn a_lease_and_crash_grace_shorter_than_a_request_to_meta_are_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .args([
+            "serve",
+            "--dispatch-lease-secs",
+            "5",
+            "--dispatch-crash-grace-secs",
+            "10",
+        ])
+        // Refused before any database is opened.
+        .env("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("wagate runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--dispatch-lease-secs (5) plus --dispatch-crash-grace-secs (10)")
+            && stderr.contains("15 s"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_batch_leaves_every_message_sent_exactly_once() {
     const N: usize = 400;
@@ -772,8 +796,10 @@ async fn a_worker_killed_mid_batch_leaves_every_message_sent_exactly_once() {
         &meta,
         port,
         &[
+            // Together past the 15 s a request to Meta may take, as
+            // wagate requires.
             "--dispatch-crash-grace-secs",
-            "3",
+            "11",
             "--dispatch-lease-secs",
             "5",
         ],
