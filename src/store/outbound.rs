@@ -441,10 +441,16 @@ impl Store {
             }
             let now = Utc::now();
             let requeue = to == "queued";
+            // A cancelled scheduled message retried before its sendAt
+            // waits for it again.
+            let (to, next_attempt_at) = match current.send_at.filter(|at| requeue && *at > now) {
+                Some(at) => ("scheduled", Some(at)),
+                None => (to, requeue.then_some(now)),
+            };
             let updated: MessageRow = diesel::update(messages::table.find(id))
                 .set((
                     messages::status.eq(to),
-                    messages::next_attempt_at.eq(requeue.then_some(now)),
+                    messages::next_attempt_at.eq(next_attempt_at),
                     // A retry gets a fresh attempt budget; the timeline keeps the old attempts.
                     messages::attempts.eq(if requeue { 0 } else { current.attempts }),
                     messages::error_code.eq(None::<i64>),

@@ -1157,6 +1157,37 @@ async fn scheduled_messages_are_sent_at_send_at_and_can_be_cancelled_before() {
     .await;
     assert_error(r.status, &r.body, 404, "NOT_FOUND", None);
 
+    // Retrying it before its sendAt schedules it again, for the same time;
+    // a second cancel stops it again.
+    let r = post(
+        &s,
+        &org.key,
+        &format!("/messages/{later_id}/retry"),
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["data"]["status"], "scheduled", "{}", r.text);
+    assert_eq!(r.body["data"]["sendAt"], later["sendAt"]);
+    assert!(r.body["data"]["errorMessage"].is_null(), "{}", r.text);
+    let r = post(
+        &s,
+        &org.key,
+        &format!("/messages/{later_id}/cancel"),
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.body["data"]["status"], "failed", "{}", r.text);
+    let again = get_message(&s.base, &org.key, &later_id).await;
+    assert_eq!(
+        statuses(&again["timeline"]),
+        ["scheduled", "failed", "scheduled", "failed"],
+        "{}",
+        again["timeline"]
+    );
+
     // The first one goes out once sendAt has passed, not before.
     let done = wait_status(&s, &org, &id, "read").await;
     assert_eq!(
