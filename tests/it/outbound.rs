@@ -13,7 +13,7 @@ use wagate::pb;
 use wagate::pb::message_service_client::MessageServiceClient;
 
 use crate::harness::outbound::{
-    Org, accepted_send, connect, connect_at, fixture, get_message, inject_inbound, list, post,
+    Org, accepted_send, act, connect, connect_at, fixture, get_message, inject_inbound, list, post,
     send_ok, sends_of, set_plan, wait_message, wait_status,
 };
 use crate::harness::sandbox::poll;
@@ -1115,14 +1115,7 @@ async fn scheduled_messages_are_sent_at_send_at_and_can_be_cancelled_before() {
     assert!(sends_of(sim, &id).is_empty(), "not sent before sendAt");
 
     // Cancel the one due in an hour.
-    let r = post(
-        &s,
-        &org.key,
-        &format!("/messages/{later_id}/cancel"),
-        json!({}),
-        &[],
-    )
-    .await;
+    let r = act(&s, &org.key, &later_id, "cancel").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["data"]["status"], "failed");
     assert_eq!(r.body["data"]["errorMessage"], "cancelled");
@@ -1137,48 +1130,20 @@ async fn scheduled_messages_are_sent_at_send_at_and_can_be_cancelled_before() {
     );
     // Cancelling twice, or a message that is not scheduled: 409.
     for target in [&later_id, now["id"].as_str().expect("id")] {
-        let r = post(
-            &s,
-            &org.key,
-            &format!("/messages/{target}/cancel"),
-            json!({}),
-            &[],
-        )
-        .await;
+        let r = act(&s, &org.key, target, "cancel").await;
         assert_error(r.status, &r.body, 409, "CONFLICT", None);
     }
-    let r = post(
-        &s,
-        &org.key,
-        &format!("/messages/{}/cancel", uuid::Uuid::new_v4()),
-        json!({}),
-        &[],
-    )
-    .await;
+    let r = act(&s, &org.key, &uuid::Uuid::new_v4().to_string(), "cancel").await;
     assert_error(r.status, &r.body, 404, "NOT_FOUND", None);
 
     // Retrying it before its sendAt schedules it again, for the same time;
     // a second cancel stops it again.
-    let r = post(
-        &s,
-        &org.key,
-        &format!("/messages/{later_id}/retry"),
-        json!({}),
-        &[],
-    )
-    .await;
+    let r = act(&s, &org.key, &later_id, "retry").await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.body["data"]["status"], "scheduled", "{}", r.text);
     assert_eq!(r.body["data"]["sendAt"], later["sendAt"]);
     assert!(r.body["data"]["errorMessage"].is_null(), "{}", r.text);
-    let r = post(
-        &s,
-        &org.key,
-        &format!("/messages/{later_id}/cancel"),
-        json!({}),
-        &[],
-    )
-    .await;
+    let r = act(&s, &org.key, &later_id, "cancel").await;
     assert_eq!(r.body["data"]["status"], "failed", "{}", r.text);
     let again = get_message(&s.base, &org.key, &later_id).await;
     assert_eq!(
@@ -1238,14 +1203,7 @@ async fn only_failed_messages_can_be_retried_and_a_retry_sends_again() {
     .await;
     let ok_id = ok["id"].as_str().expect("id").to_owned();
     wait_status(&s, &org, &ok_id, "read").await;
-    let r = post(
-        &s,
-        &org.key,
-        &format!("/messages/{ok_id}/retry"),
-        json!({}),
-        &[],
-    )
-    .await;
+    let r = act(&s, &org.key, &ok_id, "retry").await;
     assert_error(r.status, &r.body, 409, "CONFLICT", None);
     let mut client = MessageServiceClient::new(s.channel().await);
     let err = client
@@ -1261,14 +1219,7 @@ async fn only_failed_messages_can_be_retried_and_a_retry_sends_again() {
     assert_eq!(sends_of(sim, &ok_id).len(), 1, "nothing sent again");
 
     // The failed one: back to queued, and sent again.
-    let r = post(
-        &s,
-        &org.key,
-        &format!("/messages/{id}/retry"),
-        json!({}),
-        &[],
-    )
-    .await;
+    let r = act(&s, &org.key, &id, "retry").await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.body["data"]["status"], "queued");
     assert!(r.body["data"]["errorMessage"].is_null(), "{}", r.text);
@@ -1306,14 +1257,7 @@ async fn only_failed_messages_can_be_retried_and_a_retry_sends_again() {
     assert!(sent[1].wamid.is_some());
     assert_eq!(sent[0].body, sent[1].body, "the same request again");
     // Retrying it now that it is read: 409.
-    let r = post(
-        &s,
-        &org.key,
-        &format!("/messages/{id}/retry"),
-        json!({}),
-        &[],
-    )
-    .await;
+    let r = act(&s, &org.key, &id, "retry").await;
     assert_error(r.status, &r.body, 409, "CONFLICT", None);
     s.stop().await;
 }

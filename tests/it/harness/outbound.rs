@@ -95,6 +95,11 @@ pub async fn post(
         .await
 }
 
+/// `POST /messages/{id}/{action}` (`retry`, `cancel`) with an empty body.
+pub async fn act(s: &TestServer, key: &str, id: &str, action: &str) -> RestReply {
+    post(s, key, &format!("/messages/{id}/{action}"), json!({}), &[]).await
+}
+
 /// `POST /v1/phones/{phoneId}/messages`; asserts 202; returns `data`.
 pub async fn send_ok(s: &TestServer, org: &Org, body: Value) -> Value {
     let r = post(
