@@ -102,7 +102,13 @@ struct Progress {
 impl Progress {
     /// Deliveries processed so far, whatever their outcome.
     async fn processed(&self) -> anyhow::Result<u64> {
-        let text = self.http.get(&self.metrics_url).send().await?.text().await?;
+        let text = self
+            .http
+            .get(&self.metrics_url)
+            .send()
+            .await?
+            .text()
+            .await?;
         Ok(text
             .lines()
             .filter(|l| l.starts_with("wagate_inbound_deliveries_total{"))
