@@ -9,13 +9,11 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::error_code::ErrorCode;
-use crate::metrics::Metrics;
 use crate::rest::envelope::{error_response, json_response};
 
 #[derive(Clone)]
 pub struct OpsState {
     pub app: App,
-    pub metrics: Arc<Metrics>,
     pub openapi: Arc<serde_json::Value>,
 }
 
@@ -55,8 +53,8 @@ pub async fn ready(State(s): State<OpsState>) -> Response {
 
 pub async fn metrics(State(s): State<OpsState>) -> Response {
     let (size, available, max) = s.app.store.pool_status();
-    s.metrics.set_pool(size, available, max);
-    let mut resp = s.metrics.render().into_response();
+    s.app.metrics.set_pool(size, available, max);
+    let mut resp = s.app.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

@@ -287,10 +287,8 @@ pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
         grpc.clone(),
         opts.max_body_bytes,
     )?);
-    let metrics = app.metrics.clone();
     let ops_state = OpsState {
         app: app.clone(),
-        metrics: metrics.clone(),
         openapi: Arc::new(rest::openapi::document(
             transcoder.routes(),
             transcoder.mapping(),
@@ -317,7 +315,10 @@ pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
     Ok(ops
         .merge(grpc_web)
         .fallback(fallback)
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(middleware::from_fn_with_state(
+            app.metrics.clone(),
+            metrics::track,
+        ))
         .layer(cors(&opts.cors_origins))
         .layer(middleware::from_fn(request_id)))
 }
