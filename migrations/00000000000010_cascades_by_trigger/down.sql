@@ -1,9 +1,7 @@
 DROP TRIGGER messages_cascade ON messages;
-DROP FUNCTION wagate_messages_deleted();
 DROP TRIGGER contacts_cascade ON contacts;
-DROP FUNCTION wagate_contacts_deleted();
 DROP TRIGGER phone_numbers_cascade ON phone_numbers;
-DROP FUNCTION wagate_phone_numbers_deleted();
+DROP FUNCTION wagate_cascade_delete();
 ALTER TABLE message_events ADD CONSTRAINT message_events_message_id_fkey
     FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE;
 ALTER TABLE messages ADD CONSTRAINT messages_phone_id_fkey

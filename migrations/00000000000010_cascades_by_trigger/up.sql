@@ -25,31 +25,23 @@ ALTER TABLE conversations DROP CONSTRAINT conversations_contact_id_fkey;
 ALTER TABLE messages DROP CONSTRAINT messages_phone_id_fkey;
 ALTER TABLE message_events DROP CONSTRAINT message_events_message_id_fkey;
 
-CREATE FUNCTION wagate_phone_numbers_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for every cascade: its arguments name (child table, column
+-- holding the deleted row's id) pairs, deleted in that order.
+CREATE FUNCTION wagate_cascade_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM messages m USING gone g WHERE m.phone_id = g.id;
-    DELETE FROM conversations v USING gone g WHERE v.phone_id = g.id;
-    DELETE FROM contacts c USING gone g WHERE c.phone_id = g.id;
+    FOR i IN 0 .. TG_NARGS - 1 BY 2 LOOP
+        EXECUTE format('DELETE FROM %I t USING gone g WHERE t.%I = g.id',
+                       TG_ARGV[i], TG_ARGV[i + 1]);
+    END LOOP;
     RETURN NULL;
 END $$;
 CREATE TRIGGER phone_numbers_cascade AFTER DELETE ON phone_numbers
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
-    EXECUTE FUNCTION wagate_phone_numbers_deleted();
-
-CREATE FUNCTION wagate_contacts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM conversations v USING gone g WHERE v.contact_id = g.id;
-    RETURN NULL;
-END $$;
+    EXECUTE FUNCTION wagate_cascade_delete('messages', 'phone_id',
+        'conversations', 'phone_id', 'contacts', 'phone_id');
 CREATE TRIGGER contacts_cascade AFTER DELETE ON contacts
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
-    EXECUTE FUNCTION wagate_contacts_deleted();
-
-CREATE FUNCTION wagate_messages_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM message_events e USING gone g WHERE e.message_id = g.id;
-    RETURN NULL;
-END $$;
+    EXECUTE FUNCTION wagate_cascade_delete('conversations', 'contact_id');
 CREATE TRIGGER messages_cascade AFTER DELETE ON messages
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
-    EXECUTE FUNCTION wagate_messages_deleted();
+    EXECUTE FUNCTION wagate_cascade_delete('message_events', 'message_id');
