@@ -33,7 +33,7 @@ impl ContactRow {
             .identifier()
             .unwrap_or_else(|| (String::new(), "phone"));
         ContactRow {
-            id: Uuid::new_v4(),
+            id: super::new_id(),
             org_id,
             phone_id,
             identifier,
@@ -194,7 +194,7 @@ pub async fn touch_conversation(
 ) -> StoreResult<ConversationRow> {
     let now = Utc::now();
     let row = ConversationRow {
-        id: Uuid::new_v4(),
+        id: super::new_id(),
         org_id,
         phone_id,
         contact_id,

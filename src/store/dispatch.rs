@@ -71,13 +71,17 @@ impl Store {
     pub async fn due_phones(&self, limit: i64) -> StoreResult<Vec<Uuid>> {
         let mut conn = self.conn().await?;
         // The status list is literal so that the partial index on due
-        // messages matches whatever plan is cached.
+        // messages matches whatever plan is cached. The probe is a LATERAL
+        // `ORDER BY … LIMIT 1`, whatever the statistics: an `EXISTS`, planned
+        // while the table looked empty, stayed a hash join over every due
+        // message (3 ms a scan under a backlog of 60,000).
         Ok(CachedSql::new(
             "SELECT p.id FROM phone_numbers p
-              WHERE EXISTS (SELECT 1 FROM messages m
-                             WHERE m.phone_id = p.id
-                               AND m.status IN ('queued', 'scheduled', 'retrying')
-                               AND m.next_attempt_at <= $1)
+              CROSS JOIN LATERAL (SELECT 1 FROM messages m
+                                   WHERE m.phone_id = p.id
+                                     AND m.status IN ('queued', 'scheduled', 'retrying')
+                                     AND m.next_attempt_at <= $1
+                                   ORDER BY m.next_attempt_at LIMIT 1) due
               LIMIT $2",
         )
         .bind::<Timestamptz, _>(Utc::now())

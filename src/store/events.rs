@@ -92,7 +92,7 @@ pub async fn record_event_at(
         "unknown event {}",
         ev.event
     );
-    let id = Uuid::new_v4();
+    let id = super::new_id();
     CachedSql::new(
         "WITH ev AS (
             INSERT INTO webhook_events (id, org_id, waba_id, event, data, created_at)
@@ -145,7 +145,7 @@ pub async fn record_events(
             "unknown event {}",
             ev.event
         );
-        ids.push(Uuid::new_v4());
+        ids.push(super::new_id());
         orgs.push(ev.org_id);
         wabas.push(ev.waba_id);
         names.push(ev.event);

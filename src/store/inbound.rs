@@ -460,7 +460,7 @@ pub async fn ensure_conversations(
     let rows: Vec<ConversationRow> = keys
         .iter()
         .map(|&(org_id, phone_id, contact_id)| ConversationRow {
-            id: Uuid::new_v4(),
+            id: super::new_id(),
             org_id,
             phone_id,
             contact_id,

@@ -188,7 +188,7 @@ impl MessageRow {
         created_at: DateTime<Utc>,
     ) -> Self {
         MessageRow {
-            id: Uuid::new_v4(),
+            id: super::new_id(),
             org_id,
             phone_id,
             conversation_id: None,

@@ -30,6 +30,13 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type Conn = Object<AsyncPgConnection>;
 
+/// The id of a row written on a hot path (messages, contacts,
+/// conversations, events): time-ordered (UUIDv7), so each insert lands at
+/// the right edge of its primary-key index instead of on a random page.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached (pool timeout, connection refused).

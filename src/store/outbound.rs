@@ -193,7 +193,7 @@ async fn touch_conversations(
     let rows: Vec<ConversationRow> = keys
         .into_iter()
         .map(|(&(phone_id, contact_id), &(org_id, at))| ConversationRow {
-            id: Uuid::new_v4(),
+            id: super::new_id(),
             org_id,
             phone_id,
             contact_id,
@@ -291,13 +291,38 @@ impl OutboundWriter {
     }
 }
 
+/// [`insert_outbound`] in a transaction of its own whose statements run on
+/// generic plans. The pool plans every execution (see `setup_connection`);
+/// these statements have one plan whatever the data (inserts from `unnest`,
+/// upserts on their unique key, contact probes through LATERAL index scans,
+/// as on an empty table), and planning them was a third of their cost.
+async fn insert_in_transaction(
+    conn: &mut AsyncPgConnection,
+    items: &[NewOutbound],
+    notify: bool,
+) -> StoreResult<Vec<Accepted>> {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    AnsiTransactionManager::begin_transaction_sql(
+        conn,
+        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan",
+    )
+    .await?;
+    match insert_outbound(conn, items, notify).await {
+        Ok(rows) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(rows)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(conn).await?;
+            Err(e)
+        }
+    }
+}
+
 async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
     let items: Vec<NewOutbound> = batch.iter().map(|(i, _)| i.clone()).collect();
     let result = match store.conn().await {
-        Ok(mut conn) => {
-            conn.transaction::<_, StoreError, _>(async |c| insert_outbound(c, &items, notify).await)
-                .await
-        }
+        Ok(mut conn) => insert_in_transaction(&mut conn, &items, notify).await,
         Err(e) => Err(e),
     };
     match result {
@@ -310,15 +335,15 @@ async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
         Err(_) if batch.len() > 1 => {
             for (item, ack) in batch {
                 let one = match store.conn().await {
-                    Ok(mut conn) => conn
-                        .transaction::<_, StoreError, _>(async |c| {
-                            insert_outbound(c, std::slice::from_ref(&item), true).await
-                        })
-                        .await
-                        .and_then(|mut v| {
-                            v.pop()
-                                .ok_or_else(|| StoreError::Unavailable("nothing written".into()))
-                        }),
+                    Ok(mut conn) => {
+                        insert_in_transaction(&mut conn, std::slice::from_ref(&item), true)
+                            .await
+                            .and_then(|mut v| {
+                                v.pop().ok_or_else(|| {
+                                    StoreError::Unavailable("nothing written".into())
+                                })
+                            })
+                    }
                     Err(e) => Err(e),
                 };
                 let _ = ack.send(one);

@@ -480,7 +480,7 @@ async fn prepare(
             "{prefix}to has no country code? Meta treats numbers without + as international"
         ));
     }
-    let id = Uuid::new_v4();
+    let id = crate::store::new_id();
     let mut payload = serde_json::to_value(&graph).map_err(anyhow::Error::from)?;
     if let Value::Object(o) = &mut payload {
         // Meta echoes it in every status webhook: matches even a send whose answer was lost.
