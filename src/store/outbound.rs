@@ -312,10 +312,13 @@ async fn insert_in_transaction(
             AnsiTransactionManager::commit_transaction(conn).await?;
             Ok(rows)
         }
-        Err(e) => {
-            AnsiTransactionManager::rollback_transaction(conn).await?;
-            Err(e)
-        }
+        // As diesel's own `transaction`: the batch's error, unless the
+        // rollback failed for another reason (the pool then drops the
+        // connection, which the transaction manager marked broken).
+        Err(e) => match AnsiTransactionManager::rollback_transaction(conn).await {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(rollback.into()),
+        },
     }
 }
 
