@@ -323,23 +323,25 @@ async fn insert_in_transaction(
 }
 
 async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
-    let items: Vec<NewOutbound> = batch.iter().map(|(i, _)| i.clone()).collect();
+    // Split rather than cloned: each send's content and Graph body are
+    // JSON trees, and this runs for every accepted send.
+    let (items, acks): (Vec<NewOutbound>, Vec<_>) = batch.into_iter().unzip();
     let result = match store.conn().await {
         Ok(mut conn) => insert_in_transaction(&mut conn, &items, notify).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(rows) => {
-            for ((_, ack), row) in batch.into_iter().zip(rows) {
+            for (ack, row) in acks.into_iter().zip(rows) {
                 let _ = ack.send(Ok(row));
             }
         }
         // One bad row must not fail its neighbours: write them one by one.
-        Err(_) if batch.len() > 1 => {
-            for (item, ack) in batch {
+        Err(_) if items.len() > 1 => {
+            for (item, ack) in items.iter().zip(acks) {
                 let one = match store.conn().await {
                     Ok(mut conn) => {
-                        insert_in_transaction(&mut conn, std::slice::from_ref(&item), true)
+                        insert_in_transaction(&mut conn, std::slice::from_ref(item), true)
                             .await
                             .and_then(|mut v| {
                                 v.pop().ok_or_else(|| {
@@ -353,7 +355,7 @@ async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
             }
         }
         Err(e) => {
-            if let Some((_, ack)) = batch.into_iter().next() {
+            if let Some(ack) = acks.into_iter().next() {
                 let _ = ack.send(Err(e));
             }
         }
