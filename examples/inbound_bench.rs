@@ -92,6 +92,11 @@ fn accepted_so_far() -> u64 {
     AtomicU64::load(&ACCEPTED, Ordering::Relaxed)
 }
 
+/// Deliveries answered 200 beyond the `processed` ones.
+fn pending_after(processed: u64) -> u64 {
+    accepted_so_far().saturating_sub(processed)
+}
+
 /// Reads processing progress from the server's `/metrics`.
 #[derive(Clone)]
 struct Progress {
@@ -118,8 +123,7 @@ impl Progress {
 
     /// Deliveries answered 200 and not yet processed.
     async fn pending(&self) -> anyhow::Result<u64> {
-        let processed = self.processed().await?;
-        Ok(accepted_so_far().saturating_sub(processed))
+        Ok(pending_after(self.processed().await?))
     }
 }
 
@@ -577,7 +581,7 @@ async fn sample_every_second(
             _ = &mut stop => return Ok(samples),
             _ = tick.tick() => {
                 let processed = progress.processed().await?;
-                let pending = accepted_so_far().saturating_sub(processed);
+                let pending = pending_after(processed);
                 samples.push(Sample { at: start.elapsed(), pending, processed });
             }
         }
