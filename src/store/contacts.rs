@@ -181,56 +181,6 @@ pub async fn upsert_contact(
         .map_err(Into::into)
 }
 
-/// The conversation of (phone, contact), created on first use, with its
-/// times moved forward by a message at `at` (inbound ones open the window and
-/// count as unread).
-pub async fn touch_conversation(
-    conn: &mut AsyncPgConnection,
-    org_id: Uuid,
-    phone_id: Uuid,
-    contact_id: Uuid,
-    at: DateTime<Utc>,
-    inbound: bool,
-) -> StoreResult<ConversationRow> {
-    let now = Utc::now();
-    let row = ConversationRow {
-        id: super::new_id(),
-        org_id,
-        phone_id,
-        contact_id,
-        last_message_at: Some(at),
-        last_inbound_at: inbound.then_some(at),
-        unread_count: i32::from(inbound),
-        created_at: now,
-        updated_at: now,
-    };
-    use diesel::dsl::sql;
-    use diesel::sql_types::{Integer, Nullable, Timestamptz};
-    let unread = if inbound {
-        sql::<Integer>("conversations.unread_count + 1")
-    } else {
-        sql::<Integer>("conversations.unread_count")
-    };
-    diesel::insert_into(conversations::table)
-        .values(&row)
-        .on_conflict((conversations::phone_id, conversations::contact_id))
-        .do_update()
-        .set((
-            conversations::last_message_at.eq(sql::<Nullable<Timestamptz>>(
-                "GREATEST(conversations.last_message_at, excluded.last_message_at)",
-            )),
-            conversations::last_inbound_at.eq(sql::<Nullable<Timestamptz>>(
-                "GREATEST(conversations.last_inbound_at, excluded.last_inbound_at)",
-            )),
-            conversations::unread_count.eq(unread),
-            conversations::updated_at.eq(now),
-        ))
-        .returning(ConversationRow::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(Into::into)
-}
-
 /// Every column of a contact aliased `c`, for raw statements.
 macro_rules! contact_columns {
     () => {

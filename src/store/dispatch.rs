@@ -377,87 +377,76 @@ impl Store {
     ) -> StoreResult<usize> {
         let mut conn = self.conn().await?;
         let now = Utc::now();
-        let lost: Vec<MessageRow> = diesel::update(
-            messages::table
-                .filter(messages::status.eq("processing"))
-                .filter(messages::lease_until.lt(now))
-                .filter(messages::unknown_since.is_null()),
-        )
-        .set((
-            messages::unknown_since.eq(now),
-            messages::unknown_reason.eq("lease_expired"),
-            messages::lease_until.eq(None::<DateTime<Utc>>),
-            messages::lease_token.eq(None::<Uuid>),
-        ))
-        .returning(MessageRow::as_returning())
-        .get_results(&mut conn)
-        .await?;
-        let events: Vec<NewMessageEvent> = lost
-            .iter()
-            .map(|m| {
-                let mut e = NewMessageEvent::new(m, "processing", "dispatcher");
+        // Each status change commits with its timeline entry.
+        conn.transaction::<_, StoreError, _>(async |c| {
+            let lost: Vec<MessageRow> = diesel::update(
+                messages::table
+                    .filter(messages::status.eq("processing"))
+                    .filter(messages::lease_until.lt(now))
+                    .filter(messages::unknown_since.is_null()),
+            )
+            .set((
+                messages::unknown_since.eq(now),
+                messages::unknown_reason.eq("lease_expired"),
+                messages::lease_until.eq(None::<DateTime<Utc>>),
+                messages::lease_token.eq(None::<Uuid>),
+            ))
+            .returning(MessageRow::as_returning())
+            .get_results(c)
+            .await?;
+            record_settled(c, &lost, "processing", |e, _| {
                 e.note = Some(
                     "lease expired before the outcome was recorded: waiting for Meta's status webhook"
                         .into(),
                 );
-                e
             })
-            .collect();
-        insert_events(&mut conn, &events).await?;
-        let requeued: Vec<MessageRow> = diesel::update(
-            messages::table
-                .filter(messages::status.eq("processing"))
-                .filter(messages::unknown_reason.eq("lease_expired"))
-                .filter(messages::unknown_since.lt(now - crash_grace))
-                .filter(messages::wamid.is_null()),
-        )
-        .set((
-            messages::status.eq("retrying"),
-            messages::next_attempt_at.eq(now),
-            messages::unknown_since.eq(None::<DateTime<Utc>>),
-            messages::unknown_reason.eq(None::<String>),
-            messages::updated_at.eq(now),
-        ))
-        .returning(MessageRow::as_returning())
-        .get_results(&mut conn)
-        .await?;
-        let events: Vec<NewMessageEvent> = requeued
-            .iter()
-            .map(|m| {
-                let mut e = NewMessageEvent::new(m, "retrying", "dispatcher");
+            .await?;
+            let requeued: Vec<MessageRow> = diesel::update(
+                messages::table
+                    .filter(messages::status.eq("processing"))
+                    .filter(messages::unknown_reason.eq("lease_expired"))
+                    .filter(messages::unknown_since.lt(now - crash_grace))
+                    .filter(messages::wamid.is_null()),
+            )
+            .set((
+                messages::status.eq("retrying"),
+                messages::next_attempt_at.eq(now),
+                messages::unknown_since.eq(None::<DateTime<Utc>>),
+                messages::unknown_reason.eq(None::<String>),
+                messages::updated_at.eq(now),
+            ))
+            .returning(MessageRow::as_returning())
+            .get_results(c)
+            .await?;
+            record_settled(c, &requeued, "retrying", |e, _| {
                 e.note = Some("no status from Meta after the lost lease: the request never reached Meta; sending again".into());
-                e
             })
-            .collect();
-        insert_events(&mut conn, &events).await?;
-        let expired: Vec<MessageRow> = diesel::update(
-            messages::table
-                .filter(messages::status.eq("processing"))
-                .filter(messages::unknown_reason.eq("timeout"))
-                .filter(messages::unknown_since.lt(now - timeout_grace)),
-        )
-        .set((
-            messages::status.eq("failed"),
-            messages::error_message.eq("outcome unknown: Meta did not answer and sent no status; the message may have been delivered. Retry to send it again."),
-            messages::error_title.eq("OUTCOME_UNKNOWN"),
-            messages::unknown_since.eq(None::<DateTime<Utc>>),
-            messages::unknown_reason.eq(None::<String>),
-            messages::updated_at.eq(now),
-        ))
-        .returning(MessageRow::as_returning())
-        .get_results(&mut conn)
-        .await?;
-        let events: Vec<NewMessageEvent> = expired
-            .iter()
-            .map(|m| {
-                let mut e = NewMessageEvent::new(m, "failed", "dispatcher");
+            .await?;
+            let expired: Vec<MessageRow> = diesel::update(
+                messages::table
+                    .filter(messages::status.eq("processing"))
+                    .filter(messages::unknown_reason.eq("timeout"))
+                    .filter(messages::unknown_since.lt(now - timeout_grace)),
+            )
+            .set((
+                messages::status.eq("failed"),
+                messages::error_message.eq("outcome unknown: Meta did not answer and sent no status; the message may have been delivered. Retry to send it again."),
+                messages::error_title.eq("OUTCOME_UNKNOWN"),
+                messages::unknown_since.eq(None::<DateTime<Utc>>),
+                messages::unknown_reason.eq(None::<String>),
+                messages::updated_at.eq(now),
+            ))
+            .returning(MessageRow::as_returning())
+            .get_results(c)
+            .await?;
+            record_settled(c, &expired, "failed", |e, m| {
                 e.error_message = m.error_message.clone();
                 e.error_title = m.error_title.clone();
-                e
             })
-            .collect();
-        insert_events(&mut conn, &events).await?;
-        Ok(requeued.len())
+            .await?;
+            Ok(requeued.len())
+        })
+        .await
     }
 
     /// Forgets pair pacing that no longer restrains anything (a theoretical
@@ -522,6 +511,24 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The dispatcher's timeline entry for each settled message, as `note` fills it in.
+async fn record_settled(
+    conn: &mut AsyncPgConnection,
+    settled: &[MessageRow],
+    status: &str,
+    note: impl Fn(&mut NewMessageEvent, &MessageRow),
+) -> StoreResult<()> {
+    let events: Vec<NewMessageEvent> = settled
+        .iter()
+        .map(|m| {
+            let mut e = NewMessageEvent::new(m, status, "dispatcher");
+            note(&mut e, m);
+            e
+        })
+        .collect();
+    insert_events(conn, &events).await
 }
 
 /// Locks the phone's pacing row (created on first use) and returns its

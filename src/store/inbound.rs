@@ -545,8 +545,6 @@ pub async fn touch_conversations(
     Ok(())
 }
 
-pub use super::messages::insert_messages;
-
 /// The outbound messages of a phone that statuses name, by wamid or by the
 /// id wagate sent as `biz_opaque_callback_data`, locked in id order.
 pub async fn lock_outbound(

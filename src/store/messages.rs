@@ -77,7 +77,7 @@ macro_rules! insert_columns {
 /// returns only the rows inserted, so a redelivered message is processed once.
 pub async fn insert_messages(
     conn: &mut AsyncPgConnection,
-    rows: &[MessageRow],
+    rows: Vec<MessageRow>,
 ) -> StoreResult<Vec<MessageRow>> {
     const SQL: &str = concat!(insert_columns!(), "ON CONFLICT DO NOTHING RETURNING m.id");
     insert_with(conn, rows, SQL, None).await
@@ -88,7 +88,7 @@ pub async fn insert_messages(
 /// `source`), in one statement.
 pub async fn insert_sends(
     conn: &mut AsyncPgConnection,
-    rows: &[MessageRow],
+    rows: Vec<MessageRow>,
     source: &str,
 ) -> StoreResult<Vec<MessageRow>> {
     const SQL: &str = concat!(
@@ -113,7 +113,7 @@ struct InsertedId {
 /// stored, in the caller's order.
 async fn insert_with(
     conn: &mut AsyncPgConnection,
-    rows: &[MessageRow],
+    rows: Vec<MessageRow>,
     sql: &'static str,
     extra: Option<&str>,
 ) -> StoreResult<Vec<MessageRow>> {
@@ -171,9 +171,9 @@ async fn insert_with(
     // The rows as PostgreSQL keeps them (times to the microsecond), rather
     // than read back: RETURNING every column cost as much as the insert.
     Ok(rows
-        .iter()
+        .into_iter()
         .filter(|r| inserted.contains(&r.id))
-        .map(MessageRow::as_stored)
+        .map(MessageRow::into_stored)
         .collect())
 }
 
@@ -222,7 +222,7 @@ impl MessageRow {
 
     /// This row as PostgreSQL stores it: times to the microsecond
     /// (truncated, as diesel sends them).
-    fn as_stored(&self) -> MessageRow {
+    fn into_stored(self) -> MessageRow {
         use chrono::SubsecRound;
         let t = |t: DateTime<Utc>| t.trunc_subsecs(6);
         let o = |t: Option<DateTime<Utc>>| t.map(|t| t.trunc_subsecs(6));
@@ -234,7 +234,7 @@ impl MessageRow {
             meta_timestamp: o(self.meta_timestamp),
             created_at: t(self.created_at),
             updated_at: t(self.updated_at),
-            ..self.clone()
+            ..self
         }
     }
 }

@@ -105,7 +105,7 @@ pub async fn insert_outbound(
             }
         })
         .collect();
-    let rows = insert_sends(conn, &rows, "api").await?;
+    let rows = insert_sends(conn, rows, "api").await?;
     if notify && items.iter().any(|i| i.status == "queued") {
         // Wakes the dispatchers of other instances (this one is woken in
         // process). NOTIFY serialises commits, so writers debounce it.

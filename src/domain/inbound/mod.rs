@@ -527,7 +527,7 @@ impl Batch {
                 .contact_id
                 .and_then(|c| convs.get(&(r.phone_id, c)).copied());
         }
-        let inserted = store::insert_messages(conn, &rows).await?;
+        let inserted = crate::store::messages::insert_messages(conn, rows).await?;
         let mut touches: HashMap<Uuid, ConversationTouch> = HashMap::new();
         for r in &inserted {
             let Some(conv) = r.conversation_id else {

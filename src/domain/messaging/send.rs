@@ -83,7 +83,6 @@ pub async fn send(
             "phoneId in the body differs from the one in the path",
         ));
     }
-    let fingerprint = fingerprint(ctx.rpc, &(path_phone, &input));
     let prepared = prepare(app, ctx.org_id, &input, path_phone, None, "", Utc::now()).await?;
     if input.dry_run {
         return Ok(SendOutcome::DryRun(Box::new(
@@ -101,6 +100,7 @@ pub async fn send(
         }
         Some(key) => {
             let key = idempotency_key(key)?;
+            let fingerprint = fingerprint(ctx.rpc, &(path_phone, &input));
             let items = vec![prepared.row];
             match keyed_insert(
                 app,
@@ -202,7 +202,14 @@ pub async fn send_bulk(
         Some(p) => Some(validate::uuid("phoneId", p)?),
         None => None,
     };
-    let fingerprint = fingerprint(ctx.rpc, &(default_phone, default_send_at, &items));
+    // Only a keyed request is compared with an earlier one.
+    let keyed = match &ctx.idempotency_key {
+        Some(key) => Some((
+            idempotency_key(key)?,
+            fingerprint(ctx.rpc, &(default_phone, default_send_at, &items)),
+        )),
+        None => None,
+    };
     let batch_id = Uuid::new_v4();
     let now = Utc::now();
     let mut rows = Vec::new();
@@ -231,7 +238,7 @@ pub async fn send_bulk(
         .iter()
         .map(|e| json!({"index": e.index, "code": e.code, "field": e.field, "message": e.message}))
         .collect();
-    match &ctx.idempotency_key {
+    match keyed {
         None => {
             let accepted = if rows.is_empty() {
                 Vec::new()
@@ -249,8 +256,7 @@ pub async fn send_bulk(
                 replayed: false,
             })
         }
-        Some(key) => {
-            let key = idempotency_key(key)?;
+        Some((key, fingerprint)) => {
             match keyed_insert(
                 app,
                 ctx,
