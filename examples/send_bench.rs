@@ -74,6 +74,7 @@ struct Run {
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    cpu: common::CpuTimes,
 }
 
 impl Run {
@@ -94,6 +95,13 @@ impl Run {
             percentile(&l, 0.99).as_secs_f64() * 1000.0,
             self.errors
         );
+        // Per request answered; the process's share includes the load generator.
+        let per = |secs: f64| secs * 1e6 / self.count.max(1) as f64;
+        println!(
+            "      CPU per request: {:>4.0} µs in this process (server and load generator), {:>4.0} µs in PostgreSQL",
+            per(self.cpu.process),
+            per(self.cpu.postgres)
+        );
     }
 
     fn rate(&self) -> f64 {
@@ -107,6 +115,7 @@ where
     Fut: std::future::Future<Output = bool> + Send,
 {
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu = common::CpuTimes::now();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -138,12 +147,15 @@ where
             errors += e;
         }
     }
+    // Over the same span as `elapsed`: until the last request in flight ended.
+    let cpu = cpu.until(common::CpuTimes::now());
     Run {
         name,
         count: latencies.len(),
         errors,
         elapsed: start.elapsed(),
         latencies,
+        cpu,
     }
 }
 
@@ -288,12 +300,20 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // pgbench on the same PostgreSQL: single-row INSERTs, same client count.
+    let cpu = common::CpuTimes::now();
     let pg = pgbench(&db.url, args.clients, args.secs).await;
+    let cpu = cpu.until(common::CpuTimes::now());
     match pg {
         Ok(tps) => {
             println!(
                 "pgbench single-row INSERT: {tps:>7.0} tps ({} clients)",
                 args.clients
+            );
+            let per = |secs: f64| secs * 1e6 / (tps * args.secs as f64).max(1.0);
+            println!(
+                "      CPU per transaction: {:>4.0} µs in pgbench, {:>4.0} µs in PostgreSQL",
+                per(cpu.children),
+                per(cpu.postgres)
             );
             println!(
                 "ratio accepted sends / pgbench INSERT: REST {:.2}x, gRPC {:.2}x",

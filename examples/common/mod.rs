@@ -55,3 +55,80 @@ pub fn server_options(
         webhooks: Default::default(),
     }
 }
+
+/// CPU time used so far by this process (server and load generator), by
+/// its ended child processes (pgbench), and by every PostgreSQL process on
+/// the machine, in seconds. Read from /proc (Linux), whose counters are in
+/// USER_HZ ticks, 100 a second.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    pub process: f64,
+    pub children: f64,
+    pub postgres: f64,
+}
+
+impl CpuTimes {
+    pub fn now() -> Self {
+        let mut postgres = 0.0;
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let path = entry.path();
+                let is_pg = std::fs::read_to_string(path.join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == "postgres");
+                if is_pg {
+                    let t = stat_fields(&path.join("stat"));
+                    postgres += t.utime + t.stime;
+                }
+            }
+        }
+        let own = stat_fields(std::path::Path::new("/proc/self/stat"));
+        CpuTimes {
+            process: own.utime + own.stime,
+            children: own.cutime + own.cstime,
+            postgres,
+        }
+    }
+
+    /// What was used between `self` and `later`.
+    pub fn until(self, later: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            process: later.process - self.process,
+            children: later.children - self.children,
+            postgres: later.postgres - self.postgres,
+        }
+    }
+}
+
+struct StatTimes {
+    utime: f64,
+    stime: f64,
+    cutime: f64,
+    cstime: f64,
+}
+
+/// The CPU times of one /proc/<pid>/stat, in seconds (zeros when
+/// unreadable: a process that ended meanwhile).
+fn stat_fields(stat: &std::path::Path) -> StatTimes {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime, stime, cutime and cstime are fields 14 to 17 of the line; what
+    // follows the name starts at field 3.
+    let secs = |field: usize| {
+        fields
+            .get(field - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    StatTimes {
+        utime: secs(14),
+        stime: secs(15),
+        cutime: secs(16),
+        cstime: secs(17),
+    }
+}
