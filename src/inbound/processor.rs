@@ -140,7 +140,8 @@ async fn workers(app: App, store: Store, wake: Arc<Notify>, shutdown: watch::Rec
 async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
     // A full batch is followed by more: the next one is claimed (and
     // parsed) while this one is applied, on a second connection. It is
-    // applied only after this one commits, so the order holds.
+    // applied in the next turn, after this one commits, so the order holds;
+    // and it is applied even when stopping, rather than left leased.
     let mut ahead: Option<Claim> = None;
     loop {
         app.workers.beat("inbound", POLL * 5);
@@ -164,19 +165,15 @@ async fn run(app: App, store: Store, wake: Arc<Notify>, mut shutdown: watch::Rec
             Ok(claim) => apply_claim(&store, &app.metrics, claim).await,
             Err(e) => Err(e),
         };
-        match processed {
-            Ok(n) if n > 0 && !*shutdown.borrow() => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "inbound processing"),
-        }
-        if let Some(claim) = ahead.take() {
-            // Claimed already: apply it rather than leave it leased.
-            if let Err(e) = apply_claim(&store, &app.metrics, claim).await {
+        let busy = match processed {
+            Ok(n) => n > 0,
+            Err(e) => {
                 tracing::warn!(error = %e, "inbound processing");
+                false
             }
-            if !*shutdown.borrow() {
-                continue;
-            }
+        };
+        if ahead.is_some() || (busy && !*shutdown.borrow()) {
+            continue;
         }
         tokio::select! {
             _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
