@@ -285,7 +285,7 @@ async fn read_start(mut resp: reqwest::Response) -> Option<String> {
 
 /// Runs the delivery worker until shutdown.
 pub fn spawn(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-    let listen = tokio::spawn(crate::jobs::listener::listen(
+    let listen = tokio::spawn(crate::store::listener::listen(
         app.store.clone(),
         NOTIFY_CHANNEL,
         app.webhooks.wake.clone(),

@@ -88,7 +88,7 @@ pub fn spawn(
     opts: DispatchOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let listen = tokio::spawn(crate::jobs::listener::listen(
+    let listen = tokio::spawn(crate::store::listener::listen(
         app.store.clone(),
         DISPATCH_CHANNEL,
         app.dispatch_wake.clone(),

@@ -50,7 +50,7 @@ pub fn spawn(
     wake: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let listen = tokio::spawn(crate::jobs::listener::listen(
+    let listen = tokio::spawn(crate::store::listener::listen(
         app.store.clone(),
         store::NOTIFY_CHANNEL,
         wake.clone(),

@@ -2,8 +2,6 @@
 //! lease, woken by LISTEN/NOTIFY (with a slow poll as the fallback), retried
 //! with exponential backoff and jitter, parked as `dead:<kind>` when they run
 //! out of attempts.
-pub mod listener;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +24,7 @@ const KINDS: [&str; 1] = [phones::RESYNC_JOB];
 /// Runs jobs until shutdown.
 pub fn spawn(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
     let wake = Arc::new(Notify::new());
-    let listen = tokio::spawn(listener::listen(
+    let listen = tokio::spawn(crate::store::listener::listen(
         app.store.clone(),
         "wagate_jobs",
         wake.clone(),

@@ -10,6 +10,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbound;
 pub mod jobs;
+pub mod listener;
 pub mod messages;
 pub mod outbound;
 pub mod phones;
@@ -151,13 +152,13 @@ impl Store {
     /// until shutdown. Without it running nothing is cached.
     pub async fn watch_changes(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
         let caches = self.caches.clone();
-        crate::jobs::listener::listen_events(
+        crate::store::listener::listen_events(
             self.clone(),
             cache::CHANNEL,
             move |event| match event {
-                crate::jobs::listener::ListenEvent::Connected => caches.invalidation.connected(),
-                crate::jobs::listener::ListenEvent::Notified => caches.invalidation.bump(),
-                crate::jobs::listener::ListenEvent::Lost => caches.invalidation.lost(),
+                crate::store::listener::ListenEvent::Connected => caches.invalidation.connected(),
+                crate::store::listener::ListenEvent::Notified => caches.invalidation.bump(),
+                crate::store::listener::ListenEvent::Lost => caches.invalidation.lost(),
             },
             shutdown,
         )

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 
-use crate::store::Store;
+use super::{Store, StoreError};
 
 pub async fn listen(
     store: Store,
@@ -44,7 +44,7 @@ pub async fn listen_events(
             diesel::sql_query(format!("LISTEN {channel}"))
                 .execute(&mut conn)
                 .await
-                .map_err(crate::store::StoreError::from)?;
+                .map_err(StoreError::from)?;
             on(ListenEvent::Connected);
             delay = Duration::from_millis(200);
             let mut notes = std::pin::pin!(conn.notifications_stream());
@@ -54,7 +54,7 @@ pub async fn listen_events(
                 }
                 on(ListenEvent::Notified);
             }
-            Ok::<(), crate::store::StoreError>(())
+            Ok::<(), StoreError>(())
         };
         tokio::select! {
             r = session => {
