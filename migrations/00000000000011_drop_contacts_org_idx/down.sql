@@ -1,0 +1,1 @@
+CREATE INDEX contacts_org_idx ON contacts (org_id);
