@@ -89,11 +89,16 @@ pub struct ConversationRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// End of the 24-hour customer-service window that the customer's latest
+/// message opened, if they ever wrote.
+pub fn window_end(last_inbound_at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    last_inbound_at.map(|t| t + chrono::Duration::hours(24))
+}
+
 impl ConversationRow {
     /// End of the 24-hour customer-service window, if it ever opened.
     pub fn window_expires_at(&self) -> Option<DateTime<Utc>> {
-        self.last_inbound_at
-            .map(|t| t + chrono::Duration::hours(24))
+        window_end(self.last_inbound_at)
     }
 
     pub fn window_open(&self, now: DateTime<Utc>) -> bool {
@@ -189,19 +194,77 @@ macro_rules! contact_columns {
     };
 }
 
+/// The contacts matching (phone, identifier, BSUID, phone number) keys
+/// `k`, aliased `c`: each key probes the three `(phone_id, …)` indexes from
+/// a LATERAL subquery, so the plan stays a handful of index lookups per key
+/// however stale the table's statistics (a plain join, planned while the
+/// table looked small, scanned the whole inbox once per batch).
+macro_rules! matching_contacts {
+    () => {
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) k(phone_id, identifier, bsuid, wa_id) \
+         CROSS JOIN LATERAL ( \
+           SELECT * FROM contacts c WHERE c.phone_id = k.phone_id AND c.identifier = k.identifier \
+           UNION ALL SELECT * FROM contacts c \
+             WHERE c.phone_id = k.phone_id AND c.bsuid = k.bsuid AND c.bsuid IS NOT NULL \
+           UNION ALL SELECT * FROM contacts c \
+             WHERE c.phone_id = k.phone_id AND c.wa_id = k.wa_id AND c.wa_id IS NOT NULL \
+           OFFSET 0) c"
+    };
+}
+
 /// The contacts known in each (phone inbox, identity) pair: by the
-/// identity's identifier, its BSUID or its phone number. One prepared
-/// statement whatever the number of pairs; each pair probes the three
-/// `(phone_id, …)` indexes from a LATERAL subquery, so the plan stays a
-/// handful of index lookups per pair however stale the table's statistics
-/// (a plain join, planned while the table looked small, scanned the whole
-/// inbox once per batch). A contact may come back more than once. Not
-/// locked: a batch that only reads a known contact must not wait for
-/// another batch that reads it too; writers lock what they change.
+/// identity's identifier, its BSUID or its phone number, in one prepared
+/// statement whatever the number of pairs. A contact may come back more
+/// than once. Not locked: a batch that only reads a known contact must not
+/// wait for another batch that reads it too; writers lock what they change.
 pub async fn contacts_matching(
     conn: &mut AsyncPgConnection,
     wanted: &[(Uuid, &Identity)],
 ) -> StoreResult<Vec<ContactRow>> {
+    const SQL: &str = concat!("SELECT ", contact_columns!(), matching_contacts!());
+    let mut rows: Vec<ContactRow> = load_matching(conn, SQL, wanted).await?;
+    rows.sort_by_key(|c| c.id);
+    rows.dedup_by_key(|c| c.id);
+    Ok(rows)
+}
+
+/// A contact found for a send, with when its customer last wrote (from its
+/// conversation, if it has one): the 24-hour window runs from there.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct KnownContact {
+    #[diesel(embed)]
+    pub contact: ContactRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    pub last_inbound_at: Option<DateTime<Utc>>,
+}
+
+/// [`contacts_matching`], each with when its customer last wrote.
+pub async fn contacts_with_windows(
+    conn: &mut AsyncPgConnection,
+    wanted: &[(Uuid, &Identity)],
+) -> StoreResult<Vec<KnownContact>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        contact_columns!(),
+        ", v.last_inbound_at",
+        matching_contacts!(),
+        " LEFT JOIN conversations v ON v.phone_id = c.phone_id AND v.contact_id = c.id"
+    );
+    let mut rows: Vec<KnownContact> = load_matching(conn, SQL, wanted).await?;
+    rows.sort_by_key(|k| k.contact.id);
+    rows.dedup_by_key(|k| k.contact.id);
+    Ok(rows)
+}
+
+/// Runs a statement built on [`matching_contacts!`] for these identities.
+async fn load_matching<T>(
+    conn: &mut AsyncPgConnection,
+    sql: &'static str,
+    wanted: &[(Uuid, &Identity)],
+) -> StoreResult<Vec<T>>
+where
+    T: QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
     use diesel::sql_types::{Array, Nullable, Text, Uuid as U};
     // (phone, identifier, BSUID, phone number)
     type Key<'a> = (Uuid, String, Option<&'a str>, Option<&'a str>);
@@ -222,28 +285,13 @@ pub async fn contacts_matching(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    const SQL: &str = concat!(
-        "SELECT ",
-        contact_columns!(),
-        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) k(phone_id, identifier, bsuid, wa_id) \
-         CROSS JOIN LATERAL ( \
-           SELECT * FROM contacts c WHERE c.phone_id = k.phone_id AND c.identifier = k.identifier \
-           UNION ALL SELECT * FROM contacts c \
-             WHERE c.phone_id = k.phone_id AND c.bsuid = k.bsuid AND c.bsuid IS NOT NULL \
-           UNION ALL SELECT * FROM contacts c \
-             WHERE c.phone_id = k.phone_id AND c.wa_id = k.wa_id AND c.wa_id IS NOT NULL \
-           OFFSET 0) c"
-    );
-    let mut rows: Vec<ContactRow> = CachedSql::new(SQL)
+    Ok(CachedSql::new(sql)
         .bind::<Array<U>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.3).collect::<Vec<_>>())
-        .load::<ContactRow>(conn)
-        .await?;
-    rows.sort_by_key(|c| c.id);
-    rows.dedup_by_key(|c| c.id);
-    Ok(rows)
+        .load::<T>(conn)
+        .await?)
 }
 
 /// Creates contacts in one statement, in the order given (callers sort
@@ -296,46 +344,3 @@ macro_rules! conversation_columns {
     };
 }
 pub(super) use conversation_columns;
-
-/// Creates the conversations of these rows' (phone, contact) pairs, or
-/// moves existing ones forward (never backwards: the later of the stored and
-/// given times; unread counts added), in one prepared statement; returns
-/// them. Callers sort the rows by (phone, contact) and give each pair once,
-/// so concurrent batches lock them in one order.
-pub async fn upsert_conversations(
-    conn: &mut AsyncPgConnection,
-    rows: &[ConversationRow],
-) -> StoreResult<Vec<ConversationRow>> {
-    use diesel::sql_types::{Array, Int4, Nullable, Timestamptz, Uuid as U};
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    const SQL: &str = concat!(
-        "INSERT INTO conversations AS v (id, org_id, phone_id, contact_id, last_message_at, \
-                                         last_inbound_at, unread_count, created_at, updated_at) \
-         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (phone_id, contact_id) DO UPDATE SET \
-           last_message_at = GREATEST(v.last_message_at, excluded.last_message_at), \
-           last_inbound_at = GREATEST(v.last_inbound_at, excluded.last_inbound_at), \
-           unread_count = v.unread_count + excluded.unread_count, \
-           updated_at = excluded.updated_at \
-         RETURNING ",
-        conversation_columns!()
-    );
-    let col = |f: fn(&ConversationRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
-    let opt =
-        |f: fn(&ConversationRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
-    let time = |f: fn(&ConversationRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
-    Ok(CachedSql::new(SQL)
-        .bind::<Array<U>, _>(col(|r| r.id))
-        .bind::<Array<U>, _>(col(|r| r.org_id))
-        .bind::<Array<U>, _>(col(|r| r.phone_id))
-        .bind::<Array<U>, _>(col(|r| r.contact_id))
-        .bind::<Array<Nullable<Timestamptz>>, _>(opt(|r| r.last_message_at))
-        .bind::<Array<Nullable<Timestamptz>>, _>(opt(|r| r.last_inbound_at))
-        .bind::<Array<Int4>, _>(rows.iter().map(|r| r.unread_count).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(time(|r| r.created_at))
-        .bind::<Array<Timestamptz>, _>(time(|r| r.updated_at))
-        .load::<ConversationRow>(conn)
-        .await?)
-}

@@ -80,26 +80,7 @@ pub async fn insert_messages(
     rows: Vec<MessageRow>,
 ) -> StoreResult<Vec<MessageRow>> {
     const SQL: &str = concat!(insert_columns!(), "ON CONFLICT DO NOTHING RETURNING m.id");
-    insert_with(conn, rows, SQL, None).await
-}
-
-/// Inserts accepted sends (a duplicate id fails the statement) with the
-/// first entry of each one's timeline (its status at its creation time, from
-/// `source`), in one statement.
-pub async fn insert_sends(
-    conn: &mut AsyncPgConnection,
-    rows: Vec<MessageRow>,
-    source: &str,
-) -> StoreResult<Vec<MessageRow>> {
-    const SQL: &str = concat!(
-        "WITH ins AS (",
-        insert_columns!(),
-        "RETURNING m.id, m.org_id, m.status, m.created_at), \
-         ev AS (INSERT INTO message_events (org_id, message_id, status, at, source) \
-                SELECT org_id, id, status, created_at, $30 FROM ins) \
-         SELECT id FROM ins"
-    );
-    insert_with(conn, rows, SQL, Some(source)).await
+    insert_with(conn, rows, SQL).await
 }
 
 #[derive(QueryableByName)]
@@ -109,13 +90,11 @@ struct InsertedId {
 }
 
 /// Runs an INSERT built on [`insert_columns!`] whose statement returns the
-/// ids inserted (`$30`, when given, is `extra`); returns those rows as
-/// stored, in the caller's order.
+/// ids inserted; returns those rows as stored, in the caller's order.
 async fn insert_with(
     conn: &mut AsyncPgConnection,
     rows: Vec<MessageRow>,
     sql: &'static str,
-    extra: Option<&str>,
 ) -> StoreResult<Vec<MessageRow>> {
     use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as U};
     if rows.is_empty() {
@@ -127,7 +106,7 @@ async fn insert_with(
     let opt_text = |f: fn(&MessageRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     let time = |f: fn(&MessageRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
     let json = |f: fn(&MessageRow) -> &serde_json::Value| rows.iter().map(f).collect::<Vec<_>>();
-    let mut q = CachedSql::new(sql)
+    let q = CachedSql::new(sql)
         .bind::<Array<U>, _>(col(|r| r.id))
         .bind::<Array<U>, _>(col(|r| r.org_id))
         .bind::<Array<U>, _>(col(|r| r.phone_id))
@@ -159,9 +138,6 @@ async fn insert_with(
         .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.meta_timestamp))
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>());
-    if let Some(extra) = extra {
-        q = q.bind::<Text, _>(extra);
-    }
     let inserted: std::collections::HashSet<Uuid> = q
         .load::<InsertedId>(conn)
         .await?
@@ -222,7 +198,7 @@ impl MessageRow {
 
     /// This row as PostgreSQL stores it: times to the microsecond
     /// (truncated, as diesel sends them).
-    fn into_stored(self) -> MessageRow {
+    pub(super) fn into_stored(self) -> MessageRow {
         use chrono::SubsecRound;
         let t = |t: DateTime<Utc>| t.trunc_subsecs(6);
         let o = |t: Option<DateTime<Utc>>| t.map(|t| t.trunc_subsecs(6));

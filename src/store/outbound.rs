@@ -1,8 +1,8 @@
 //! Accepting outbound messages: the rows a send writes (contact,
-//! conversation, message, first timeline entry, usage counter), and a writer
-//! that coalesces the inserts of concurrent requests into one transaction —
-//! one commit (one fsync) for many sends, each request still acknowledged
-//! only after its rows are durable.
+//! conversation, message, first timeline entry), and a writer that
+//! coalesces the inserts of concurrent requests into one statement — one
+//! commit (one fsync) for many sends, each request still acknowledged only
+//! after its rows are durable.
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -12,9 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::contacts::{
-    ContactRow, ConversationRow, contacts_matching, insert_contacts, upsert_conversations,
+    ContactRow, ConversationRow, KnownContact, contacts_with_windows, window_end,
 };
-use super::messages::{MessageRow, NewMessageEvent, insert_sends};
+use super::events::CachedSql;
+use super::messages::{MessageRow, NewMessageEvent};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{contacts, conversations, message_events, messages, phone_numbers, wabas};
 use super::{Store, StoreError, StoreResult};
@@ -57,10 +58,14 @@ pub struct WindowCheck {
 
 pub type Accepted = (MessageRow, ContactRow);
 
-/// Writes accepted sends on the caller's connection (inside its transaction)
-/// with a fixed number of set-based statements, however many sends: the
-/// contacts they name (found by phone, BSUID or identifier, created when
-/// new), their conversations, the messages and their first timeline entries.
+/// Writes accepted sends on the caller's connection with two statements,
+/// however many sends: a read of the contacts they name (found by phone,
+/// BSUID or identifier) with their windows, then one statement that creates
+/// the new contacts, creates or moves forward the conversations, and inserts
+/// the messages with their first timeline entries. That one statement is
+/// atomic on its own, so the writer runs it outside a transaction (one
+/// round trip); callers with a transaction of their own (idempotency keys,
+/// bulk) run it inside theirs.
 pub async fn insert_outbound(
     conn: &mut AsyncPgConnection,
     items: &[NewOutbound],
@@ -69,23 +74,20 @@ pub async fn insert_outbound(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let contacts = resolve_contacts(conn, items).await?;
-    let conversations = touch_conversations(conn, items, &contacts).await?;
+    let resolved = resolve_contacts(conn, items).await?;
     let rows: Vec<MessageRow> = items
         .iter()
-        .zip(&contacts)
-        .map(|(item, contact)| {
-            let conversation = conversations.get(&(item.phone_id, contact.id));
+        .zip(&resolved.contacts)
+        .map(|(item, (contact, last_inbound_at))| {
             let mut warnings = item.warnings.clone();
             if let Some(check) = item.window_check {
-                let end = conversation.and_then(ConversationRow::window_expires_at);
+                let end = window_end(*last_inbound_at);
                 if end.is_none_or(|end| end <= check.at) {
                     warnings.push((check.warning)(end));
                 }
             }
             MessageRow {
                 id: item.id,
-                conversation_id: conversation.map(|c| c.id),
                 contact_id: Some(contact.id),
                 kind: item.kind.clone(),
                 content: item.content.clone(),
@@ -105,7 +107,31 @@ pub async fn insert_outbound(
             }
         })
         .collect();
-    let rows = insert_sends(conn, rows, "api").await?;
+    let identifiers: Vec<&str> = resolved
+        .contacts
+        .iter()
+        .map(|(c, _)| c.identifier.as_str())
+        .collect();
+    let stored = write_sends(conn, &resolved.new, &identifiers, rows).await?;
+    let mut contacts: Vec<ContactRow> = resolved.contacts.into_iter().map(|(c, _)| c).collect();
+    // A contact another batch created first has that batch's row.
+    let taken: Vec<Uuid> = stored
+        .iter()
+        .zip(&contacts)
+        .filter_map(|(m, c)| m.contact_id.filter(|id| *id != c.id))
+        .collect();
+    if !taken.is_empty() {
+        let theirs: HashMap<Uuid, ContactRow> = super::inbound::contacts_by_ids(conn, &taken)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        for (m, c) in stored.iter().zip(contacts.iter_mut()) {
+            if let Some(row) = m.contact_id.and_then(|id| theirs.get(&id)) {
+                *c = row.clone();
+            }
+        }
+    }
     if notify && items.iter().any(|i| i.status == "queued") {
         // Wakes the dispatchers of other instances (this one is woken in
         // process). NOTIFY serialises commits, so writers debounce it.
@@ -113,34 +139,43 @@ pub async fn insert_outbound(
             .execute(conn)
             .await?;
     }
-    Ok(rows.into_iter().zip(contacts).collect())
+    Ok(stored.into_iter().zip(contacts).collect())
 }
 
-/// The contact of each item, in order: existing ones matched in their phone
-/// inbox by phone (wa_id), BSUID or identifier; the others created.
+/// The contact of each send, in order (existing, or planned for creation)
+/// with when its customer last wrote; and the contacts to create.
+struct Resolved {
+    contacts: Vec<(ContactRow, Option<DateTime<Utc>>)>,
+    new: Vec<ContactRow>,
+}
+
+/// Matches each item with an existing contact of its phone inbox (by phone
+/// (wa_id), BSUID or identifier; the oldest where several match), or plans
+/// a new one (one per identity in the batch).
 async fn resolve_contacts(
     conn: &mut AsyncPgConnection,
     items: &[NewOutbound],
-) -> StoreResult<Vec<ContactRow>> {
+) -> StoreResult<Resolved> {
     let wanted: Vec<(Uuid, &Identity)> = items.iter().map(|i| (i.phone_id, &i.identity)).collect();
-    let mut existing: Vec<ContactRow> = contacts_matching(conn, &wanted).await?;
-    // Where several match, the oldest contact is the one.
-    existing.sort_by_key(|c| c.created_at);
-    let find = |pool: &[ContactRow], item: &NewOutbound| -> Option<ContactRow> {
+    let mut existing: Vec<KnownContact> = contacts_with_windows(conn, &wanted).await?;
+    existing.sort_by_key(|k| k.contact.created_at);
+    let matches = |c: &ContactRow, item: &NewOutbound| {
         let ident = item.identity.identifier().map(|(id, _)| id);
-        pool.iter()
-            .find(|c| {
-                c.phone_id == item.phone_id
-                    && ((item.identity.bsuid.is_some() && c.bsuid == item.identity.bsuid)
-                        || (item.identity.wa_id.is_some() && c.wa_id == item.identity.wa_id)
-                        || ident.as_deref() == Some(c.identifier.as_str()))
-            })
-            .cloned()
+        c.phone_id == item.phone_id
+            && ((item.identity.bsuid.is_some() && c.bsuid == item.identity.bsuid)
+                || (item.identity.wa_id.is_some() && c.wa_id == item.identity.wa_id)
+                || ident.as_deref() == Some(c.identifier.as_str()))
     };
     let now = Utc::now();
-    let mut missing: Vec<ContactRow> = Vec::new();
+    let mut new: Vec<ContactRow> = Vec::new();
+    let mut contacts = Vec::with_capacity(items.len());
     for item in items {
-        if find(&existing, item).is_some() || find(&missing, item).is_some() {
+        if let Some(k) = existing.iter().find(|k| matches(&k.contact, item)) {
+            contacts.push((k.contact.clone(), k.last_inbound_at));
+            continue;
+        }
+        if let Some(c) = new.iter().find(|c| matches(c, item)) {
+            contacts.push((c.clone(), None));
             continue;
         }
         if item.identity.identifier().is_none() {
@@ -148,67 +183,151 @@ async fn resolve_contacts(
                 "a send without a recipient".into(),
             )));
         }
-        missing.push(ContactRow::new(
-            item.org_id,
-            item.phone_id,
-            &item.identity,
-            now,
-        ));
+        let c = ContactRow::new(item.org_id, item.phone_id, &item.identity, now);
+        contacts.push((c.clone(), None));
+        new.push(c);
     }
-    missing.sort_by(|a, b| (a.phone_id, &a.identifier).cmp(&(b.phone_id, &b.identifier)));
-    let created: Vec<ContactRow> = if missing.is_empty() {
-        Vec::new()
-    } else {
-        // A contact created concurrently elsewhere wins; we take its row.
-        insert_contacts(conn, &missing).await?
-    };
-    items
-        .iter()
-        .map(|item| {
-            find(&existing, item)
-                .or_else(|| find(&created, item))
-                .ok_or_else(|| StoreError::Query(diesel::result::Error::NotFound))
-        })
-        .collect()
+    // One lock order for every writer, so concurrent inserts cannot deadlock.
+    new.sort_by(|a, b| (a.phone_id, &a.identifier).cmp(&(b.phone_id, &b.identifier)));
+    Ok(Resolved { contacts, new })
 }
 
-/// Creates or moves forward the conversation of each (phone, contact);
-/// returns them.
-async fn touch_conversations(
+#[derive(QueryableByName)]
+struct WrittenSend {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    contact_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    conversation_id: Uuid,
+}
+
+/// One statement: creates `new_contacts` (a contact another batch created
+/// meanwhile wins, and its id is used), creates or moves forward each
+/// (phone, contact)'s conversation (in (phone, contact) order, the lock order
+/// of every writer), inserts the messages (`identifiers[i]` names the
+/// contact of `rows[i]`) and the first entry of each timeline. Returns the
+/// rows as stored, in order, with their contact and conversation.
+async fn write_sends(
     conn: &mut AsyncPgConnection,
-    items: &[NewOutbound],
-    contacts: &[ContactRow],
-) -> StoreResult<HashMap<(Uuid, Uuid), ConversationRow>> {
-    let mut latest: HashMap<(Uuid, Uuid), (Uuid, DateTime<Utc>)> = HashMap::new();
-    for (item, c) in items.iter().zip(contacts) {
-        let e = latest
-            .entry((item.phone_id, c.id))
-            .or_insert((item.org_id, item.created_at));
-        e.1 = e.1.max(item.created_at);
+    new_contacts: &[ContactRow],
+    identifiers: &[&str],
+    rows: Vec<MessageRow>,
+) -> StoreResult<Vec<MessageRow>> {
+    use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as U};
+    const SQL: &str = "\
+        WITH nc AS ( \
+            INSERT INTO contacts AS c (id, org_id, phone_id, identifier, identifier_type, wa_id, \
+                                       bsuid, parent_bsuid, username, profile_name, created_at, \
+                                       updated_at) \
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+                                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                                 $11::timestamptz[], $12::timestamptz[]) \
+            ON CONFLICT (phone_id, identifier) DO UPDATE SET updated_at = excluded.updated_at \
+            RETURNING c.id, c.phone_id, c.identifier \
+        ), \
+        u AS ( \
+            SELECT x.*, COALESCE(nc.id, x.planned_contact) AS cid \
+              FROM unnest($13::uuid[], $14::uuid[], $15::uuid[], $16::text[], $17::jsonb[], \
+                          $18::jsonb[], $19::text[], $20::text[], $21::uuid[], \
+                          $22::timestamptz[], $23::timestamptz[], $24::jsonb[], \
+                          $25::timestamptz[], $26::uuid[], $27::text[], $28::uuid[]) \
+                   WITH ORDINALITY AS x(id, org_id, phone_id, type, content, payload, status, \
+                                        recipient, batch_id, send_at, next_attempt_at, warnings, \
+                                        created_at, planned_contact, identifier, conversation, ord) \
+              LEFT JOIN nc ON nc.phone_id = x.phone_id AND nc.identifier = x.identifier \
+        ), \
+        cv AS ( \
+            INSERT INTO conversations AS v (id, org_id, phone_id, contact_id, last_message_at, \
+                                            unread_count, created_at, updated_at) \
+            SELECT (array_agg(u.conversation ORDER BY u.ord))[1], (array_agg(u.org_id))[1], \
+                   u.phone_id, u.cid, max(u.created_at), 0, $29::timestamptz, $29::timestamptz \
+              FROM u GROUP BY u.phone_id, u.cid ORDER BY u.phone_id, u.cid \
+            ON CONFLICT (phone_id, contact_id) DO UPDATE SET \
+              last_message_at = GREATEST(v.last_message_at, excluded.last_message_at), \
+              updated_at = excluded.updated_at \
+            RETURNING v.id, v.phone_id, v.contact_id \
+        ), \
+        ins AS ( \
+            INSERT INTO messages AS m (id, org_id, phone_id, conversation_id, contact_id, \
+                                       direction, type, content, payload, status, recipient, \
+                                       batch_id, send_at, next_attempt_at, attempts, warnings, \
+                                       created_at, updated_at) \
+            SELECT u.id, u.org_id, u.phone_id, cv.id, u.cid, 'outbound', u.type, u.content, \
+                   u.payload, u.status, u.recipient, u.batch_id, u.send_at, u.next_attempt_at, 0, \
+                   u.warnings, u.created_at, u.created_at \
+              FROM u JOIN cv ON cv.phone_id = u.phone_id AND cv.contact_id = u.cid \
+            RETURNING m.id, m.org_id, m.status, m.created_at, m.contact_id, m.conversation_id \
+        ), \
+        ev AS ( \
+            INSERT INTO message_events (org_id, message_id, status, at, source) \
+            SELECT org_id, id, status, created_at, 'api' FROM ins \
+        ) \
+        SELECT id, contact_id, conversation_id FROM ins";
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    let now = Utc::now();
-    let mut keys: Vec<_> = latest.iter().collect();
-    // One lock order for every writer, so concurrent upserts cannot deadlock.
-    keys.sort_by_key(|(k, _)| **k);
-    let rows: Vec<ConversationRow> = keys
+    let contact_col = |f: fn(&ContactRow) -> Uuid| new_contacts.iter().map(f).collect::<Vec<_>>();
+    let contact_text = |f: fn(&ContactRow) -> &str| new_contacts.iter().map(f).collect::<Vec<_>>();
+    let contact_opt =
+        |f: fn(&ContactRow) -> Option<&str>| new_contacts.iter().map(f).collect::<Vec<_>>();
+    let contact_time =
+        |f: fn(&ContactRow) -> DateTime<Utc>| new_contacts.iter().map(f).collect::<Vec<_>>();
+    let col = |f: fn(&MessageRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&MessageRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+    let json = |f: fn(&MessageRow) -> &serde_json::Value| rows.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&MessageRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
+    let written: Vec<WrittenSend> = CachedSql::new(SQL)
+        .bind::<Array<U>, _>(contact_col(|c| c.id))
+        .bind::<Array<U>, _>(contact_col(|c| c.org_id))
+        .bind::<Array<U>, _>(contact_col(|c| c.phone_id))
+        .bind::<Array<Text>, _>(contact_text(|c| &c.identifier))
+        .bind::<Array<Text>, _>(contact_text(|c| &c.identifier_type))
+        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.wa_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.bsuid.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.parent_bsuid.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.username.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.profile_name.as_deref()))
+        .bind::<Array<Timestamptz>, _>(contact_time(|c| c.created_at))
+        .bind::<Array<Timestamptz>, _>(contact_time(|c| c.updated_at))
+        .bind::<Array<U>, _>(col(|r| r.id))
+        .bind::<Array<U>, _>(col(|r| r.org_id))
+        .bind::<Array<U>, _>(col(|r| r.phone_id))
+        .bind::<Array<Text>, _>(text(|r| &r.kind))
+        .bind::<Array<Jsonb>, _>(json(|r| &r.content))
+        .bind::<Array<Jsonb>, _>(json(|r| &r.payload))
+        .bind::<Array<Text>, _>(text(|r| &r.status))
+        .bind::<Array<Nullable<Text>>, _>(
+            rows.iter()
+                .map(|r| r.recipient.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<U>>, _>(rows.iter().map(|r| r.batch_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.send_at))
+        .bind::<Array<Nullable<Timestamptz>>, _>(time(|r| r.next_attempt_at))
+        .bind::<Array<Jsonb>, _>(json(|r| &r.warnings))
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<U>>, _>(rows.iter().map(|r| r.contact_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(identifiers)
+        .bind::<Array<U>, _>(rows.iter().map(|_| super::new_id()).collect::<Vec<_>>())
+        .bind::<Timestamptz, _>(Utc::now())
+        .load(conn)
+        .await?;
+    let written: HashMap<Uuid, (Uuid, Uuid)> = written
         .into_iter()
-        .map(|(&(phone_id, contact_id), &(org_id, at))| ConversationRow {
-            id: super::new_id(),
-            org_id,
-            phone_id,
-            contact_id,
-            last_message_at: Some(at),
-            last_inbound_at: None,
-            unread_count: 0,
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|w| (w.id, (w.contact_id, w.conversation_id)))
         .collect();
-    let upserted = upsert_conversations(conn, &rows).await?;
-    Ok(upserted
-        .into_iter()
-        .map(|c| ((c.phone_id, c.contact_id), c))
-        .collect())
+    rows.into_iter()
+        .map(|mut row| {
+            let (contact, conversation) = written
+                .get(&row.id)
+                .copied()
+                .ok_or(StoreError::Query(diesel::result::Error::NotFound))?;
+            row.contact_id = Some(contact);
+            row.conversation_id = Some(conversation);
+            Ok(row.into_stored())
+        })
+        .collect()
 }
 
 type Job = (NewOutbound, oneshot::Sender<StoreResult<Accepted>>);
@@ -223,7 +342,7 @@ pub struct OutboundWriter {
 const MAX_BATCH: usize = 256;
 
 impl OutboundWriter {
-    /// `writers` transactions may be in flight at once; each takes whatever
+    /// `writers` batches may be in flight at once; each takes whatever
     /// sends are waiting (up to 256) when it starts.
     /// `wake` is this instance's dispatcher, woken after each commit that
     /// queued messages; other instances hear a NOTIFY, sent at most every
@@ -235,7 +354,7 @@ impl OutboundWriter {
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..WRITERS {
             let rx = rx.clone();
-            let store = store.clone();
+            let mut conn = WriterConn::new(store.clone());
             let wake = wake.clone();
             let last_notify = last_notify.clone();
             tokio::spawn(async move {
@@ -269,7 +388,7 @@ impl OutboundWriter {
                             )
                             .is_ok();
                     let queued = batch.iter().any(|(i, _)| i.status == "queued");
-                    write_batch(&store, batch, notify).await;
+                    write_batch(&mut conn, batch, notify).await;
                     if queued {
                         wake.notify_one();
                     }
@@ -291,46 +410,49 @@ impl OutboundWriter {
     }
 }
 
-/// [`insert_outbound`] in a transaction of its own whose statements run on
-/// generic plans. The pool plans every execution (see `setup_connection`);
-/// these statements have one plan whatever the data (inserts from `unnest`,
-/// upserts on their unique key, contact probes through LATERAL index scans,
-/// as on an empty table), and planning them was a third of their cost.
-async fn insert_in_transaction(
-    conn: &mut AsyncPgConnection,
-    items: &[NewOutbound],
-    notify: bool,
-) -> StoreResult<Vec<Accepted>> {
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
-    AnsiTransactionManager::begin_transaction_sql(
-        conn,
-        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan",
-    )
-    .await?;
-    match insert_outbound(conn, items, notify).await {
-        Ok(rows) => {
-            AnsiTransactionManager::commit_transaction(conn).await?;
-            Ok(rows)
+/// A writer's own connection, outside the pool, made on first use and
+/// again after any error. Its statements run on generic plans: the pool
+/// plans every execution (see `setup_connection`), but the writer's two
+/// statements have one plan whatever the data (an insert-and-upsert
+/// statement fed by `unnest`, and LATERAL index probes, as on an empty
+/// table), and planning them cost a third of their time.
+struct WriterConn {
+    store: Store,
+    conn: Option<AsyncPgConnection>,
+}
+
+impl WriterConn {
+    fn new(store: Store) -> Self {
+        WriterConn { store, conn: None }
+    }
+
+    /// [`insert_outbound`] outside a transaction: its write is one
+    /// statement, committed as it ends.
+    async fn insert(&mut self, items: &[NewOutbound], notify: bool) -> StoreResult<Vec<Accepted>> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                use diesel_async::SimpleAsyncConnection;
+                let mut conn = self.store.dedicated().await?;
+                conn.batch_execute("SET plan_cache_mode = force_generic_plan")
+                    .await?;
+                self.conn.insert(conn)
+            }
+        };
+        let written = insert_outbound(conn, items, notify).await;
+        if written.is_err() {
+            // Whatever went wrong, the next batch starts on a fresh connection.
+            self.conn = None;
         }
-        // As diesel's own `transaction`: the batch's error, unless the
-        // rollback failed for another reason (the pool then drops the
-        // connection, which the transaction manager marked broken).
-        Err(e) => match AnsiTransactionManager::rollback_transaction(conn).await {
-            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
-            Err(rollback) => Err(rollback.into()),
-        },
+        written
     }
 }
 
-async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
+async fn write_batch(conn: &mut WriterConn, batch: Vec<Job>, notify: bool) {
     // Split rather than cloned: each send's content and Graph body are
     // JSON trees, and this runs for every accepted send.
     let (items, acks): (Vec<NewOutbound>, Vec<_>) = batch.into_iter().unzip();
-    let result = match store.conn().await {
-        Ok(mut conn) => insert_in_transaction(&mut conn, &items, notify).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match conn.insert(&items, notify).await {
         Ok(rows) => {
             for (ack, row) in acks.into_iter().zip(rows) {
                 let _ = ack.send(Ok(row));
@@ -339,18 +461,13 @@ async fn write_batch(store: &Store, batch: Vec<Job>, notify: bool) {
         // One bad row must not fail its neighbours: write them one by one.
         Err(_) if items.len() > 1 => {
             for (item, ack) in items.iter().zip(acks) {
-                let one = match store.conn().await {
-                    Ok(mut conn) => {
-                        insert_in_transaction(&mut conn, std::slice::from_ref(item), true)
-                            .await
-                            .and_then(|mut v| {
-                                v.pop().ok_or_else(|| {
-                                    StoreError::Unavailable("nothing written".into())
-                                })
-                            })
-                    }
-                    Err(e) => Err(e),
-                };
+                let one = conn
+                    .insert(std::slice::from_ref(item), true)
+                    .await
+                    .and_then(|mut v| {
+                        v.pop()
+                            .ok_or_else(|| StoreError::Unavailable("nothing written".into()))
+                    });
                 let _ = ack.send(one);
             }
         }
