@@ -294,33 +294,33 @@ where
         .await?)
 }
 
-/// Creates contacts in one statement, in the order given (callers sort
-/// them, so concurrent batches take the same locks in the same order); a
+/// Creates the contacts bound by [`bind_contacts`] as `$1`..`$12`; a
 /// contact another batch created meanwhile (same identifier) is returned as
-/// that batch made it.
-pub async fn insert_contacts(
-    conn: &mut AsyncPgConnection,
-    rows: &[ContactRow],
-) -> StoreResult<Vec<ContactRow>> {
-    use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as U};
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    const SQL: &str = concat!(
+/// that batch made it. Ends with `RETURNING `: the caller names the columns.
+macro_rules! insert_contacts_returning {
+    () => {
         "INSERT INTO contacts AS c (id, org_id, phone_id, identifier, identifier_type, wa_id, \
                                     bsuid, parent_bsuid, username, profile_name, created_at, \
                                     updated_at) \
-         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                              $11::timestamptz[], $12::timestamptz[]) \
          ON CONFLICT (phone_id, identifier) DO UPDATE SET updated_at = excluded.updated_at \
-         RETURNING ",
-        contact_columns!()
-    );
+         RETURNING "
+    };
+}
+pub(super) use insert_contacts_returning;
+
+/// Binds `rows` as the twelve column arrays [`insert_contacts_returning!`]
+/// reads, in the order given (callers sort them, so concurrent batches take
+/// the same locks in the same order).
+pub(super) fn bind_contacts<'a>(q: CachedSql<'a>, rows: &'a [ContactRow]) -> CachedSql<'a> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as U};
     let col = |f: fn(&ContactRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
     let text = |f: fn(&ContactRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
     let opt = |f: fn(&ContactRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     let time = |f: fn(&ContactRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
-    Ok(CachedSql::new(SQL)
-        .bind::<Array<U>, _>(col(|r| r.id))
+    q.bind::<Array<U>, _>(col(|r| r.id))
         .bind::<Array<U>, _>(col(|r| r.org_id))
         .bind::<Array<U>, _>(col(|r| r.phone_id))
         .bind::<Array<Text>, _>(text(|r| &r.identifier))
@@ -332,6 +332,21 @@ pub async fn insert_contacts(
         .bind::<Array<Nullable<Text>>, _>(opt(|r| r.profile_name.as_deref()))
         .bind::<Array<Timestamptz>, _>(time(|r| r.created_at))
         .bind::<Array<Timestamptz>, _>(time(|r| r.updated_at))
+}
+
+/// Creates contacts in one statement, in the order given (callers sort
+/// them, so concurrent batches take the same locks in the same order); a
+/// contact another batch created meanwhile (same identifier) is returned as
+/// that batch made it.
+pub async fn insert_contacts(
+    conn: &mut AsyncPgConnection,
+    rows: &[ContactRow],
+) -> StoreResult<Vec<ContactRow>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    const SQL: &str = concat!(insert_contacts_returning!(), contact_columns!());
+    Ok(bind_contacts(CachedSql::new(SQL), rows)
         .load::<ContactRow>(conn)
         .await?)
 }

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::contacts::{
-    ContactRow, ConversationRow, KnownContact, contacts_with_windows, window_end,
+    ContactRow, ConversationRow, KnownContact, bind_contacts, contacts_with_windows,
+    insert_contacts_returning, window_end,
 };
 use super::events::CachedSql;
 use super::messages::{MessageRow, NewMessageEvent};
@@ -215,17 +216,10 @@ async fn write_sends(
     rows: Vec<MessageRow>,
 ) -> StoreResult<Vec<MessageRow>> {
     use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as U};
-    const SQL: &str = "\
-        WITH nc AS ( \
-            INSERT INTO contacts AS c (id, org_id, phone_id, identifier, identifier_type, wa_id, \
-                                       bsuid, parent_bsuid, username, profile_name, created_at, \
-                                       updated_at) \
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-                                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-                                 $11::timestamptz[], $12::timestamptz[]) \
-            ON CONFLICT (phone_id, identifier) DO UPDATE SET updated_at = excluded.updated_at \
-            RETURNING c.id, c.phone_id, c.identifier \
-        ), \
+    const SQL: &str = concat!(
+        "WITH nc AS (",
+        insert_contacts_returning!(),
+        "c.id, c.phone_id, c.identifier), \
         u AS ( \
             SELECT x.*, COALESCE(nc.id, x.planned_contact) AS cid \
               FROM unnest($13::uuid[], $14::uuid[], $15::uuid[], $16::text[], $17::jsonb[], \
@@ -263,33 +257,16 @@ async fn write_sends(
             INSERT INTO message_events (org_id, message_id, status, at, source) \
             SELECT org_id, id, status, created_at, 'api' FROM ins \
         ) \
-        SELECT id, contact_id, conversation_id FROM ins";
+        SELECT id, contact_id, conversation_id FROM ins"
+    );
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let contact_col = |f: fn(&ContactRow) -> Uuid| new_contacts.iter().map(f).collect::<Vec<_>>();
-    let contact_text = |f: fn(&ContactRow) -> &str| new_contacts.iter().map(f).collect::<Vec<_>>();
-    let contact_opt =
-        |f: fn(&ContactRow) -> Option<&str>| new_contacts.iter().map(f).collect::<Vec<_>>();
-    let contact_time =
-        |f: fn(&ContactRow) -> DateTime<Utc>| new_contacts.iter().map(f).collect::<Vec<_>>();
     let col = |f: fn(&MessageRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
     let text = |f: fn(&MessageRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
     let json = |f: fn(&MessageRow) -> &serde_json::Value| rows.iter().map(f).collect::<Vec<_>>();
     let time = |f: fn(&MessageRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
-    let written: Vec<WrittenSend> = CachedSql::new(SQL)
-        .bind::<Array<U>, _>(contact_col(|c| c.id))
-        .bind::<Array<U>, _>(contact_col(|c| c.org_id))
-        .bind::<Array<U>, _>(contact_col(|c| c.phone_id))
-        .bind::<Array<Text>, _>(contact_text(|c| &c.identifier))
-        .bind::<Array<Text>, _>(contact_text(|c| &c.identifier_type))
-        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.wa_id.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.bsuid.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.parent_bsuid.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.username.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(contact_opt(|c| c.profile_name.as_deref()))
-        .bind::<Array<Timestamptz>, _>(contact_time(|c| c.created_at))
-        .bind::<Array<Timestamptz>, _>(contact_time(|c| c.updated_at))
+    let written: Vec<WrittenSend> = bind_contacts(CachedSql::new(SQL), new_contacts)
         .bind::<Array<U>, _>(col(|r| r.id))
         .bind::<Array<U>, _>(col(|r| r.org_id))
         .bind::<Array<U>, _>(col(|r| r.phone_id))
