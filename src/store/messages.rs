@@ -56,17 +56,10 @@ pub struct MessageRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The columns of `messages` in [`MessageRow`]'s order, as an INSERT names them.
-macro_rules! insert_columns {
-    () => {
-        "INSERT INTO messages AS m (id, org_id, phone_id, conversation_id, contact_id, direction, \
-         type, content, payload, status, recipient, wamid, batch_id, send_at, next_attempt_at, \
-         attempts, lease_until, lease_token, unknown_since, unknown_reason, error_code, \
-         error_title, error_details, error_message, pricing, warnings, meta_timestamp, \
-         created_at, updated_at) \
-         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) "
-    };
+#[derive(QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
 }
 
 /// Inserts received messages with one statement prepared once per
@@ -74,29 +67,22 @@ macro_rules! insert_columns {
 /// multi-row VALUES has 29 parameters a row, is built, parsed and planned
 /// afresh for every row count, and costs more than the insert.) A message
 /// whose (phone, wamid) is already stored is skipped (Meta redelivers):
-/// returns only the rows inserted, so a redelivered message is processed once.
+/// returns only the rows inserted, as stored and in the caller's order, so
+/// a redelivered message is processed once.
 pub async fn insert_messages(
     conn: &mut AsyncPgConnection,
     rows: Vec<MessageRow>,
 ) -> StoreResult<Vec<MessageRow>> {
-    const SQL: &str = concat!(insert_columns!(), "ON CONFLICT DO NOTHING RETURNING m.id");
-    insert_with(conn, rows, SQL).await
-}
-
-#[derive(QueryableByName)]
-struct InsertedId {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    id: Uuid,
-}
-
-/// Runs an INSERT built on [`insert_columns!`] whose statement returns the
-/// ids inserted; returns those rows as stored, in the caller's order.
-async fn insert_with(
-    conn: &mut AsyncPgConnection,
-    rows: Vec<MessageRow>,
-    sql: &'static str,
-) -> StoreResult<Vec<MessageRow>> {
     use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as U};
+    // The columns in MessageRow's order.
+    const SQL: &str = "INSERT INTO messages AS m (id, org_id, phone_id, conversation_id, \
+         contact_id, direction, type, content, payload, status, recipient, wamid, batch_id, \
+         send_at, next_attempt_at, attempts, lease_until, lease_token, unknown_since, \
+         unknown_reason, error_code, error_title, error_details, error_message, pricing, \
+         warnings, meta_timestamp, created_at, updated_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) \
+         ON CONFLICT DO NOTHING RETURNING m.id";
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -106,7 +92,7 @@ async fn insert_with(
     let opt_text = |f: fn(&MessageRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     let time = |f: fn(&MessageRow) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
     let json = |f: fn(&MessageRow) -> &serde_json::Value| rows.iter().map(f).collect::<Vec<_>>();
-    let q = CachedSql::new(sql)
+    let q = CachedSql::new(SQL)
         .bind::<Array<U>, _>(col(|r| r.id))
         .bind::<Array<U>, _>(col(|r| r.org_id))
         .bind::<Array<U>, _>(col(|r| r.phone_id))
