@@ -914,3 +914,86 @@ async fn two_instances_on_one_database_send_every_message_exactly_once() {
     b.stop().await;
     drop(meta);
 }
+
+/// The outbound writers hold connections of their own, outside the pool.
+/// When the database drops every connection (a restart, a failover), a send
+/// that meets a dropped one fails with an error rather than a 202, and every
+/// writer goes on with a fresh connection: sends are stored again, every one
+/// of them, as are the ones before.
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_are_stored_again_after_the_database_drops_every_connection() {
+    let s = TestServer::start().await;
+    let org = connect(&s, "dropped@example.com").await;
+    let path = format!("/v1/phones/{}/messages", org.phone_id);
+    let send = |n: usize| {
+        let (s, key, path) = (&s, org.key.clone(), path.clone());
+        async move {
+            post(
+                s,
+                &key,
+                &path,
+                json!({"type": "text", "to": format!("54911555{n:05}"), "text": format!("send {n}")}),
+                &[],
+            )
+            .await
+        }
+    };
+    // Concurrent sends, so that the writers have made their connections.
+    let before: Vec<Value> = futures_util::future::join_all((0..32).map(send))
+        .await
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.status, 202, "{}", r.text);
+            r.body["data"].clone()
+        })
+        .collect();
+
+    let ended = crate::inbound::rows(
+        &s,
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+          WHERE datname = current_database() AND pid <> pg_backend_pid() \
+            AND backend_type = 'client backend'",
+    )
+    .await;
+    assert!(
+        ended.iter().filter(|r| r["ended"] == json!(true)).count() >= 4,
+        "the server's connections, the writers' among them: {ended:?}"
+    );
+
+    // One after another, so each writer takes its turn: once sends are
+    // stored again, none fails.
+    let mut after = Vec::new();
+    let mut failed = 0;
+    for n in 100.. {
+        let r = send(n).await;
+        if r.status == 202 {
+            after.push(r.body["data"].clone());
+            if after.len() == 12 {
+                break;
+            }
+            continue;
+        }
+        assert!(
+            after.is_empty(),
+            "a send failed after others were stored again: {} {}",
+            r.status,
+            r.text
+        );
+        assert!(r.status >= 500, "{} {}", r.status, r.text);
+        assert!(
+            !r.text.contains("terminat") && !r.text.contains("SQL"),
+            "no internal detail in the error: {}",
+            r.text
+        );
+        failed += 1;
+        assert!(failed < 40, "still failing: {}", r.text);
+    }
+
+    for m in before.iter().take(2).chain(after.iter().take(2)) {
+        let id = m["id"].as_str().expect("an id");
+        let stored = get_message(&s.base, &org.key, id).await;
+        assert_eq!(stored["content"], m["content"], "{stored}");
+        // And the dispatcher, on its own fresh connections, sends it.
+        wait_status(&s, &org, id, "read").await;
+    }
+}
