@@ -2,7 +2,7 @@
 //! simulator can play (130429, 131056, 5xx, a timeout after the request
 //! left, 131047 and 131026 as failed status webhooks, final synchronous
 //! errors) and the state each leaves; a worker killed mid-batch; two
-//! instances on one database. The simulator's request log is the ground
+//! instances on one database; the database dropping every connection. The simulator's request log is the ground
 //! truth: every message must reach Meta exactly once.
 use std::collections::HashSet;
 use std::time::Duration;
