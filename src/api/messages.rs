@@ -99,7 +99,6 @@ fn dry_run(d: &DryRun) -> pb::DryRun {
     }
 }
 
-/// The reply, marked when it replays an earlier request with the same key.
 /// A send's answer: flagged when it replays an idempotent original, and
 /// 200 over REST for a dry run (nothing was accepted).
 fn reply<T>(body: T, replayed: bool, dry_run: bool) -> Response<T> {
@@ -117,6 +116,24 @@ fn reply<T>(body: T, replayed: bool, dry_run: bool) -> Response<T> {
     resp
 }
 
+/// A single send as both send RPCs answer it.
+struct Sent {
+    data: Option<pb::Message>,
+    dry_run: Option<pb::DryRun>,
+    replayed: bool,
+}
+
+impl Sent {
+    /// The RPC's response, built by `body` from the message or the dry run.
+    fn reply<T>(
+        self,
+        body: impl FnOnce(Option<pb::Message>, Option<pb::DryRun>) -> T,
+    ) -> Response<T> {
+        let dry = self.dry_run.is_some();
+        reply(body(self.data, self.dry_run), self.replayed, dry)
+    }
+}
+
 impl MessageApi {
     async fn send(
         &self,
@@ -125,7 +142,7 @@ impl MessageApi {
         rpc: &'static str,
         msg: Option<pb::OutboundMessage>,
         phone: Option<&str>,
-    ) -> Result<(Option<pb::Message>, Option<pb::DryRun>, bool), Status> {
+    ) -> Result<Sent, Status> {
         let msg = msg.ok_or_else(|| DomainError::validation("to", "a message body is required"))?;
         let ctx = SendContext {
             org_id,
@@ -138,12 +155,16 @@ impl MessageApi {
                     message,
                     contact,
                     replayed,
-                } => (
-                    Some(convert::message(&message, Some(&contact), &[])),
-                    None,
+                } => Sent {
+                    data: Some(convert::message(&message, Some(&contact), &[])),
+                    dry_run: None,
                     replayed,
-                ),
-                SendOutcome::DryRun(d) => (None, Some(dry_run(&d)), false),
+                },
+                SendOutcome::DryRun(d) => Sent {
+                    data: None,
+                    dry_run: Some(dry_run(&d)),
+                    replayed: false,
+                },
             },
         )
     }
@@ -157,15 +178,10 @@ impl pb::message_service_server::MessageService for MessageApi {
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let org = principal(&req)?.org_id();
         let key = idempotency_key(&req)?;
-        let (data, dry_run, replayed) = self
+        let sent = self
             .send(org, key, "SendMessage", req.into_inner().message, None)
             .await?;
-        let is_dry = dry_run.is_some();
-        Ok(reply(
-            pb::SendMessageResponse { data, dry_run },
-            replayed,
-            is_dry,
-        ))
+        Ok(sent.reply(|data, dry_run| pb::SendMessageResponse { data, dry_run }))
     }
 
     async fn send_phone_message(
@@ -175,15 +191,10 @@ impl pb::message_service_server::MessageService for MessageApi {
         let org = principal(&req)?.org_id();
         let key = idempotency_key(&req)?;
         let r = req.into_inner();
-        let (data, dry_run, replayed) = self
+        let sent = self
             .send(org, key, "SendPhoneMessage", r.message, Some(&r.phone_id))
             .await?;
-        let is_dry = dry_run.is_some();
-        Ok(reply(
-            pb::SendPhoneMessageResponse { data, dry_run },
-            replayed,
-            is_dry,
-        ))
+        Ok(sent.reply(|data, dry_run| pb::SendPhoneMessageResponse { data, dry_run }))
     }
 
     async fn bulk_send_messages(
