@@ -15,8 +15,8 @@
 //! generator sharing the machine, whatever the storage does.
 //!
 //! Every accepted send is a durable write (message, contact, conversation,
-//! first timeline entry, usage counter) acknowledged only after its commit;
-//! the writer coalesces concurrent requests into one transaction. The
+//! first timeline entry) acknowledged only after its commit; the writer
+//! coalesces concurrent requests into one statement. The
 //! dispatcher runs meanwhile, as in production, sending to the in-process
 //! simulator at the phone's pace.
 mod common;

@@ -152,13 +152,13 @@ impl Store {
     /// until shutdown. Without it running nothing is cached.
     pub async fn watch_changes(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
         let caches = self.caches.clone();
-        crate::store::listener::listen_events(
+        listener::listen_events(
             self.clone(),
             cache::CHANNEL,
             move |event| match event {
-                crate::store::listener::ListenEvent::Connected => caches.invalidation.connected(),
-                crate::store::listener::ListenEvent::Notified => caches.invalidation.bump(),
-                crate::store::listener::ListenEvent::Lost => caches.invalidation.lost(),
+                listener::ListenEvent::Connected => caches.invalidation.connected(),
+                listener::ListenEvent::Notified => caches.invalidation.bump(),
+                listener::ListenEvent::Lost => caches.invalidation.lost(),
             },
             shutdown,
         )

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -160,29 +161,29 @@ async fn resolve_contacts(
     let wanted: Vec<(Uuid, &Identity)> = items.iter().map(|i| (i.phone_id, &i.identity)).collect();
     let mut existing: Vec<KnownContact> = contacts_with_windows(conn, &wanted).await?;
     existing.sort_by_key(|k| k.contact.created_at);
-    let matches = |c: &ContactRow, item: &NewOutbound| {
-        let ident = item.identity.identifier().map(|(id, _)| id);
-        c.phone_id == item.phone_id
-            && ((item.identity.bsuid.is_some() && c.bsuid == item.identity.bsuid)
-                || (item.identity.wa_id.is_some() && c.wa_id == item.identity.wa_id)
-                || ident.as_deref() == Some(c.identifier.as_str()))
-    };
     let now = Utc::now();
     let mut new: Vec<ContactRow> = Vec::new();
     let mut contacts = Vec::with_capacity(items.len());
     for item in items {
-        if let Some(k) = existing.iter().find(|k| matches(&k.contact, item)) {
-            contacts.push((k.contact.clone(), k.last_inbound_at));
-            continue;
-        }
-        if let Some(c) = new.iter().find(|c| matches(c, item)) {
-            contacts.push((c.clone(), None));
-            continue;
-        }
-        if item.identity.identifier().is_none() {
+        let Some((ident, _)) = item.identity.identifier() else {
             return Err(StoreError::Query(diesel::result::Error::QueryBuilderError(
                 "a send without a recipient".into(),
             )));
+        };
+        let id = &item.identity;
+        let matches = |c: &ContactRow| {
+            c.phone_id == item.phone_id
+                && ((id.bsuid.is_some() && c.bsuid == id.bsuid)
+                    || (id.wa_id.is_some() && c.wa_id == id.wa_id)
+                    || c.identifier == ident)
+        };
+        if let Some(k) = existing.iter().find(|k| matches(&k.contact)) {
+            contacts.push((k.contact.clone(), k.last_inbound_at));
+            continue;
+        }
+        if let Some(c) = new.iter().find(|c| matches(c)) {
+            contacts.push((c.clone(), None));
+            continue;
         }
         let c = ContactRow::new(item.org_id, item.phone_id, &item.identity, now);
         contacts.push((c.clone(), None));
@@ -388,7 +389,7 @@ impl OutboundWriter {
 }
 
 /// A writer's own connection, outside the pool, made on first use and
-/// again after any error. Its statements run on generic plans: the pool
+/// again once broken. Its statements run on generic plans: the pool
 /// plans every execution (see `setup_connection`), but the writer's two
 /// statements have one plan whatever the data (an insert-and-upsert
 /// statement fed by `unnest`, and LATERAL index probes, as on an empty
@@ -417,8 +418,10 @@ impl WriterConn {
             }
         };
         let written = insert_outbound(conn, items, notify).await;
-        if written.is_err() {
-            // Whatever went wrong, the next batch starts on a fresh connection.
+        // A connection the pool would discard (closed, or stuck in a
+        // transaction) is made again for the next batch; a statement that
+        // failed on a sound one leaves it in use.
+        if written.is_err() && PoolableConnection::is_broken(conn) {
             self.conn = None;
         }
         written
