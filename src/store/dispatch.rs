@@ -559,6 +559,31 @@ struct Candidate {
     pair_tat: Option<DateTime<Utc>>,
 }
 
+/// One phone's due messages, oldest first, locked, with their recipients'
+/// pair pacing: `$1` the phone, `$2` now, `$3` how many. Public for the
+/// test that checks its plan.
+///
+/// The recipients' pair pacing comes with the messages, probed per
+/// message claimed. A subquery, not a join: with a join, a planner
+/// without statistics (a table that grew since autovacuum last analysed
+/// it) hashed every due message and sorted them all before the LIMIT,
+/// 0.2–1.8 s a claim under a backlog of 170,000. With nothing but the
+/// messages to order, the due index gives the order and the scan stops
+/// at the LIMIT.
+#[doc(hidden)]
+pub const CLAIM_CANDIDATES: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    ", (SELECT p.tat FROM pair_pacing p
+          WHERE p.phone_id = m.phone_id AND p.recipient = m.recipient) AS pair_tat
+       FROM messages m
+      WHERE m.phone_id = $1 AND m.status IN ('queued', 'scheduled', 'retrying')
+        AND m.next_attempt_at <= $2
+      ORDER BY m.next_attempt_at, m.id
+      LIMIT $3
+      FOR UPDATE OF m SKIP LOCKED"
+);
+
 async fn claim_phone_on(
     c: &mut AsyncPgConnection,
     phone_id: Uuid,
@@ -593,26 +618,12 @@ async fn claim_phone_on(
     if budget == 0 {
         return empty(phone, waba);
     }
-    // The recipients' pair pacing comes with the messages: a join probed
-    // per message in send order, not a lookup of many keys that the
-    // planner may turn into a scan of the whole (possibly unanalysed) table.
-    let candidates: Vec<Candidate> = CachedSql::new(concat!(
-        "SELECT ",
-        message_columns!(),
-        ", p.tat AS pair_tat
-           FROM messages m
-           LEFT JOIN pair_pacing p ON p.phone_id = m.phone_id AND p.recipient = m.recipient
-          WHERE m.phone_id = $1 AND m.status IN ('queued', 'scheduled', 'retrying')
-            AND m.next_attempt_at <= $2
-          ORDER BY m.next_attempt_at, m.id
-          LIMIT $3
-          FOR UPDATE OF m SKIP LOCKED"
-    ))
-    .bind::<SqlUuid, _>(phone_id)
-    .bind::<Timestamptz, _>(now)
-    .bind::<BigInt, _>(budget)
-    .load(c)
-    .await?;
+    let candidates: Vec<Candidate> = CachedSql::new(CLAIM_CANDIDATES)
+        .bind::<SqlUuid, _>(phone_id)
+        .bind::<Timestamptz, _>(now)
+        .bind::<BigInt, _>(budget)
+        .load(c)
+        .await?;
     if candidates.is_empty() {
         return empty(phone, waba);
     }

@@ -8,6 +8,7 @@ mod api_keys;
 mod auth_matrix;
 mod caches;
 mod conversations;
+mod dispatch_claim;
 mod embedded;
 mod inbound;
 mod operations;
