@@ -212,20 +212,32 @@ macro_rules! matching_contacts {
     };
 }
 
+/// These contacts, in no particular order (an id not found is left out).
+pub async fn contacts_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> StoreResult<Vec<ContactRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(contacts::table
+        .filter(contacts::id.eq_any(ids))
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// The contacts known in each (phone inbox, identity) pair: by the
 /// identity's identifier, its BSUID or its phone number, in one prepared
-/// statement whatever the number of pairs. A contact may come back more
-/// than once. Not locked: a batch that only reads a known contact must not
+/// statement whatever the number of pairs; each contact once, ordered by
+/// id. Not locked: a batch that only reads a known contact must not
 /// wait for another batch that reads it too; writers lock what they change.
 pub async fn contacts_matching(
     conn: &mut AsyncPgConnection,
     wanted: &[(Uuid, &Identity)],
 ) -> StoreResult<Vec<ContactRow>> {
     const SQL: &str = concat!("SELECT ", contact_columns!(), matching_contacts!());
-    let mut rows: Vec<ContactRow> = load_matching(conn, SQL, wanted).await?;
-    rows.sort_by_key(|c| c.id);
-    rows.dedup_by_key(|c| c.id);
-    Ok(rows)
+    load_matching(conn, SQL, wanted, |c: &ContactRow| c.id).await
 }
 
 /// A contact found for a send, with when its customer last wrote (from its
@@ -250,17 +262,16 @@ pub async fn contacts_with_windows(
         matching_contacts!(),
         " LEFT JOIN conversations v ON v.phone_id = c.phone_id AND v.contact_id = c.id"
     );
-    let mut rows: Vec<KnownContact> = load_matching(conn, SQL, wanted).await?;
-    rows.sort_by_key(|k| k.contact.id);
-    rows.dedup_by_key(|k| k.contact.id);
-    Ok(rows)
+    load_matching(conn, SQL, wanted, |k: &KnownContact| k.contact.id).await
 }
 
-/// Runs a statement built on [`matching_contacts!`] for these identities.
+/// Runs a statement built on [`matching_contacts!`] for these identities;
+/// each contact once (it matches by several keys), ordered by its id.
 async fn load_matching<T>(
     conn: &mut AsyncPgConnection,
     sql: &'static str,
     wanted: &[(Uuid, &Identity)],
+    contact_id: fn(&T) -> Uuid,
 ) -> StoreResult<Vec<T>>
 where
     T: QueryableByName<diesel::pg::Pg> + Send + 'static,
@@ -285,13 +296,16 @@ where
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(CachedSql::new(sql)
+    let mut rows = CachedSql::new(sql)
         .bind::<Array<U>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(keys.iter().map(|k| k.3).collect::<Vec<_>>())
         .load::<T>(conn)
-        .await?)
+        .await?;
+    rows.sort_by_key(contact_id);
+    rows.dedup_by_key(|r| contact_id(r));
+    Ok(rows)
 }
 
 /// Creates the contacts bound by [`bind_contacts`] as `$1`..`$12`; a

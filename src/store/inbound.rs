@@ -329,20 +329,6 @@ pub async fn lock_contact(
         .optional()?)
 }
 
-pub async fn contacts_by_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> StoreResult<Vec<ContactRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(contacts::table
-        .filter(contacts::id.eq_any(ids))
-        .select(ContactRow::as_select())
-        .load(conn)
-        .await?)
-}
-
 /// Gives `keep` a new identity (a new phone number or BSUID) without losing
 /// its history. Another contact of the same inbox that already holds part of
 /// the new identity (created from a message sent after the change but
@@ -357,14 +343,13 @@ pub async fn relink_contact(
     let Some((identifier, identifier_type)) = identity.identifier() else {
         return Ok((keep.clone(), Vec::new()));
     };
-    let mut others: Vec<ContactRow> =
+    let others: Vec<ContactRow> =
         super::contacts::contacts_matching(conn, &[(keep.phone_id, identity)])
             .await?
             .into_iter()
             .filter(|c| c.id != keep.id)
             .collect();
-    others.sort_by_key(|c| c.id);
-    // Locked before they are merged away.
+    // Locked before they are merged away, in id order (as they come).
     let ids: Vec<Uuid> = others.iter().map(|c| c.id).collect();
     if !ids.is_empty() {
         contacts::table

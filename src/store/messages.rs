@@ -143,6 +143,7 @@ impl MessageRow {
     /// A message with what every message has, and nothing yet beyond it: no
     /// contact or conversation, wamid, dispatch state, error or pricing.
     pub fn new(
+        id: Uuid,
         org_id: Uuid,
         phone_id: Uuid,
         direction: &str,
@@ -150,7 +151,7 @@ impl MessageRow {
         created_at: DateTime<Utc>,
     ) -> Self {
         MessageRow {
-            id: super::new_id(),
+            id,
             org_id,
             phone_id,
             conversation_id: None,

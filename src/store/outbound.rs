@@ -89,7 +89,6 @@ pub async fn insert_outbound(
                 }
             }
             MessageRow {
-                id: item.id,
                 contact_id: Some(contact.id),
                 kind: item.kind.clone(),
                 content: item.content.clone(),
@@ -100,6 +99,7 @@ pub async fn insert_outbound(
                 next_attempt_at: Some(item.send_at.unwrap_or(item.created_at)),
                 warnings: serde_json::json!(warnings),
                 ..MessageRow::new(
+                    item.id,
                     item.org_id,
                     item.phone_id,
                     "outbound",
@@ -123,7 +123,7 @@ pub async fn insert_outbound(
         .filter_map(|(m, c)| m.contact_id.filter(|id| *id != c.id))
         .collect();
     if !taken.is_empty() {
-        let theirs: HashMap<Uuid, ContactRow> = super::inbound::contacts_by_ids(conn, &taken)
+        let theirs: HashMap<Uuid, ContactRow> = super::contacts::contacts_by_ids(conn, &taken)
             .await?
             .into_iter()
             .map(|c| (c.id, c))

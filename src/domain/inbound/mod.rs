@@ -555,7 +555,7 @@ impl Batch {
             .filter_map(|r| r.contact_id)
             .filter(|c| !self.contacts.contains_key(c))
             .collect();
-        for c in store::contacts_by_ids(conn, &missing).await? {
+        for c in contacts_store::contacts_by_ids(conn, &missing).await? {
             self.contacts.insert(c.id, c);
         }
         for r in &inserted {
@@ -600,7 +600,7 @@ impl Batch {
                 .filter_map(|m| m.contact_id)
                 .filter(|c| !self.contacts.contains_key(c))
                 .collect();
-            for c in store::contacts_by_ids(conn, &missing).await? {
+            for c in contacts_store::contacts_by_ids(conn, &missing).await? {
                 self.contacts.insert(c.id, c);
             }
             for s in statuses {
@@ -819,7 +819,14 @@ fn message_row(
         meta_timestamp: Some(time_of(timestamp)),
         // Inbound messages show `delivered`, and `read` once marked read
         // (as the platform guide's example does).
-        ..MessageRow::new(phone.org_id, phone.id, "inbound", "delivered", Utc::now())
+        ..MessageRow::new(
+            crate::store::new_id(),
+            phone.org_id,
+            phone.id,
+            "inbound",
+            "delivered",
+            Utc::now(),
+        )
     }
 }
 

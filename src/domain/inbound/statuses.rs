@@ -22,7 +22,7 @@ use wagate_meta::webhook::{Status, StatusKind};
 
 use crate::domain::message_view::event_data;
 use crate::store::StoreResult;
-use crate::store::contacts::ContactRow;
+use crate::store::contacts::{ContactRow, contacts_by_ids};
 use crate::store::events::{MESSAGE_SENT, MESSAGE_STATUS_UPDATED, NewEvent, record_events};
 use crate::store::inbound as store;
 use crate::store::messages::{MessageRow, MetaFailure, StatusUpdate, apply_status, rank};
@@ -157,7 +157,7 @@ pub async fn reconcile_orphans(conn: &mut AsyncPgConnection, msg: &MessageRow) -
         return Ok(());
     };
     let contact = match current.contact_id {
-        Some(c) => store::contacts_by_ids(conn, &[c]).await?.into_iter().next(),
+        Some(c) => contacts_by_ids(conn, &[c]).await?.into_iter().next(),
         None => None,
     };
     let mut statuses: Vec<Status> = orphans
