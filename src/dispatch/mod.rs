@@ -338,7 +338,10 @@ async fn classify(
             let secs = 4f64.powi((msg.attempts - 1).clamp(0, 5)).clamp(6.0, 300.0);
             let at = now + jitter(secs);
             if let Some(r) = &msg.recipient
-                && let Err(err) = app.store.defer_pair(msg.phone_id, r, at).await
+                && let Err(err) = app
+                    .store
+                    .defer_pair(msg.phone_id, msg.conversation_id, r, at)
+                    .await
             {
                 tracing::warn!(error = %err, "deferring a recipient");
             }

@@ -461,23 +461,48 @@ impl Store {
 
     /// Delays every due message to one recipient of a phone (Meta answered
     /// 131056 for the pair), and moves the pair's pacing forward.
+    /// `conversation_id` is the throttled message's: the recipient's other
+    /// messages are found through it, not among every due message of the
+    /// phone, a backlog that may be a campaign's hundred thousand.
     pub async fn defer_pair(
         &self,
         phone_id: Uuid,
+        conversation_id: Option<Uuid>,
         recipient: &str,
         until: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut conn = self.conn().await?;
-        diesel::update(
-            messages::table
-                .filter(messages::phone_id.eq(phone_id))
-                .filter(messages::recipient.eq(recipient))
-                .filter(messages::status.eq_any(DUE))
-                .filter(messages::next_attempt_at.lt(until)),
-        )
-        .set(messages::next_attempt_at.eq(until))
-        .execute(&mut conn)
-        .await?;
+        match conversation_id {
+            // The conversation's messages by its index, then each by its
+            // key: a shape with no filter the phone's due index could serve,
+            // which a planner without statistics would otherwise scan.
+            Some(c) => {
+                CachedSql::new(
+                    "UPDATE messages SET next_attempt_at = $1
+                      WHERE id = ANY(ARRAY(SELECT id FROM messages WHERE conversation_id = $2))
+                        AND recipient = $3
+                        AND status IN ('queued', 'scheduled', 'retrying')
+                        AND next_attempt_at < $1",
+                )
+                .bind::<Timestamptz, _>(until)
+                .bind::<SqlUuid, _>(c)
+                .bind::<Text, _>(recipient)
+                .execute(&mut conn)
+                .await?;
+            }
+            None => {
+                diesel::update(
+                    messages::table
+                        .filter(messages::phone_id.eq(phone_id))
+                        .filter(messages::recipient.eq(recipient))
+                        .filter(messages::status.eq_any(DUE))
+                        .filter(messages::next_attempt_at.lt(until)),
+                )
+                .set(messages::next_attempt_at.eq(until))
+                .execute(&mut conn)
+                .await?;
+            }
+        }
         diesel::insert_into(pair_pacing::table)
             .values((
                 pair_pacing::phone_id.eq(phone_id),

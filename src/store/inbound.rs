@@ -362,7 +362,7 @@ pub async fn relink_contact(
     }
     let mut merged = Vec::with_capacity(others.len());
     for other in &others {
-        merge_contact(conn, keep.id, other.id).await?;
+        merge_contact(conn, keep.phone_id, keep.id, other.id).await?;
         merged.push(other.id);
     }
     let row = diesel::update(contacts::table.find(keep.id))
@@ -382,9 +382,19 @@ pub async fn relink_contact(
     Ok((row, merged))
 }
 
-/// Moves `absorb`'s messages and conversation to `keep` and deletes it.
-async fn merge_contact(conn: &mut AsyncPgConnection, keep: Uuid, absorb: Uuid) -> StoreResult<()> {
+/// Moves `absorb`'s messages and conversation to `keep` (both of one
+/// phone's inbox) and deletes it. A contact's messages are its
+/// conversation's (every message with a contact is filed in the
+/// conversation of its phone and contact), so they are found through the
+/// conversation's index, never by a scan of every message.
+async fn merge_contact(
+    conn: &mut AsyncPgConnection,
+    phone_id: Uuid,
+    keep: Uuid,
+    absorb: Uuid,
+) -> StoreResult<()> {
     let convs: Vec<ConversationRow> = conversations::table
+        .filter(conversations::phone_id.eq(phone_id))
         .filter(conversations::contact_id.eq_any([keep, absorb]))
         .order(conversations::id)
         .select(ConversationRow::as_select())
@@ -396,7 +406,10 @@ async fn merge_contact(conn: &mut AsyncPgConnection, keep: Uuid, absorb: Uuid) -
     match (kept, absorbed) {
         (Some(k), Some(a)) => {
             diesel::update(messages::table.filter(messages::conversation_id.eq(a.id)))
-                .set(messages::conversation_id.eq(k.id))
+                .set((
+                    messages::conversation_id.eq(k.id),
+                    messages::contact_id.eq(keep),
+                ))
                 .execute(conn)
                 .await?;
             diesel::update(conversations::table.find(k.id))
@@ -417,13 +430,14 @@ async fn merge_contact(conn: &mut AsyncPgConnection, keep: Uuid, absorb: Uuid) -
                 .set(conversations::contact_id.eq(keep))
                 .execute(conn)
                 .await?;
+            diesel::update(messages::table.filter(messages::conversation_id.eq(a.id)))
+                .set(messages::contact_id.eq(keep))
+                .execute(conn)
+                .await?;
         }
+        // Without a conversation, `absorb` has no messages.
         _ => {}
     }
-    diesel::update(messages::table.filter(messages::contact_id.eq(absorb)))
-        .set(messages::contact_id.eq(keep))
-        .execute(conn)
-        .await?;
     diesel::delete(contacts::table.find(absorb))
         .execute(conn)
         .await?;
@@ -816,11 +830,14 @@ impl Store {
         )
         .execute(&mut conn)
         .await?;
-        n += diesel::delete(
-            inbound_webhooks::table
-                .filter(inbound_webhooks::state.ne(state::PENDING))
-                .filter(inbound_webhooks::received_at.lt(now - problems)),
+        // The states literal, as the problems' partial index names them, so
+        // the delete reads that index and not the whole table (`<> pending`
+        // matched no index; processed rows went above, sooner).
+        n += CachedSql::new(
+            "DELETE FROM inbound_webhooks
+              WHERE state IN ('unparseable', 'unrouted', 'failed') AND received_at < $1",
         )
+        .bind::<Timestamptz, _>(now - problems)
         .execute(&mut conn)
         .await?;
         n += diesel::delete(

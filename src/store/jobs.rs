@@ -127,11 +127,16 @@ impl Store {
                     .await?;
             }
             None => {
-                // Parked far in the future; unique_key released so new work can queue.
+                // Parked for good, past the end of the claim's range of due
+                // jobs (which would otherwise walk every dead job before the
+                // live ones); unique_key released so new work can queue.
                 diesel::update(target)
                     .set((
                         jobs::kind.eq(diesel::dsl::sql::<diesel::sql_types::Text>(
                             "'dead:' || kind",
+                        )),
+                        jobs::run_at.eq(diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+                            "'infinity'",
                         )),
                         jobs::unique_key.eq(None::<String>),
                         jobs::locked_until.eq(None::<DateTime<Utc>>),

@@ -828,6 +828,11 @@ async fn identity_changes_relink_the_contact_and_keep_its_history() {
             json!({"wamid": "wamid.I2"})
         ]
     );
+    assert_eq!(
+        rows(&s, "SELECT DISTINCT contact_id FROM messages").await,
+        vec![json!({"contact_id": contacts[0]["id"]})],
+        "every message is the kept contact's"
+    );
     // Redelivering the old notice changes nothing.
     assert_eq!(post_json(&s, &change).await, 200);
     wait_processed(&s).await;
