@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::contacts::ContactRow;
 use super::events::CachedSql;
-use super::schema::{contacts, message_events, messages};
+use super::schema::{contacts, conversations, message_events, messages};
 use super::{PageRequest, Store, StoreResult};
 
 /// Every column of a message aliased `m`, named as [`MessageRow`]'s fields
@@ -471,8 +471,41 @@ impl Store {
         let filtered = || {
             let mut q = messages::table
                 .left_join(contacts::table.on(contacts::id.nullable().eq(messages::contact_id)))
-                .filter(messages::org_id.eq(org_id))
                 .into_boxed();
+            // A conversation (a contact's messages are its conversation's)
+            // is checked against the organization once, and its messages
+            // read by its index in page order: beside an organization
+            // filter, a planner without statistics would read the
+            // organization's whole index (and messages have no index by
+            // contact at all).
+            match (f.conversation_id, f.contact_id) {
+                (None, None) => q = q.filter(messages::org_id.eq(org_id)),
+                (Some(c), _) => {
+                    q = q.filter(
+                        messages::conversation_id
+                            .eq(own_conversation(org_id, c))
+                            .assume_not_null(),
+                    )
+                }
+                // The contact's conversation (one: it is its phone inbox's),
+                // written out, as the outer query joins contacts already.
+                (None, Some(c)) => {
+                    use diesel::sql_types::{Bool, Uuid as SqlUuid};
+                    q = q.filter(
+                        diesel::dsl::sql::<Bool>(
+                            "messages.conversation_id = (
+                                SELECT v.id FROM contacts o
+                                  JOIN conversations v
+                                    ON v.phone_id = o.phone_id AND v.contact_id = o.id
+                                 WHERE o.id = ",
+                        )
+                        .bind::<SqlUuid, _>(c)
+                        .sql(" AND o.org_id = ")
+                        .bind::<SqlUuid, _>(org_id)
+                        .sql(")"),
+                    )
+                }
+            }
             if let Some(s) = &f.status {
                 q = q.filter(messages::status.eq(s.clone()));
             }
@@ -484,9 +517,6 @@ impl Store {
             }
             if let Some(b) = f.batch_id {
                 q = q.filter(messages::batch_id.eq(b));
-            }
-            if let Some(c) = f.conversation_id {
-                q = q.filter(messages::conversation_id.eq(c));
             }
             if let Some(d) = &f.direction {
                 q = q.filter(messages::direction.eq(d.clone()));
@@ -509,6 +539,16 @@ impl Store {
             .await?;
         Ok((rows, total))
     }
+}
+
+/// The conversation's id when it is the organization's (a scalar subquery).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn own_conversation(org_id: Uuid, conversation_id: Uuid) -> _ {
+    conversations::table
+        .filter(conversations::id.eq(conversation_id))
+        .filter(conversations::org_id.eq(org_id))
+        .select(conversations::id)
+        .single_value()
 }
 
 #[cfg(test)]

@@ -432,8 +432,11 @@ impl Store {
         let mut conn = self.conn().await?;
         let filtered = || {
             let mut q = webhook_attempts::table
-                .filter(webhook_attempts::org_id.eq(org_id))
-                .filter(webhook_attempts::endpoint_id.eq(endpoint_id))
+                .filter(
+                    webhook_attempts::endpoint_id
+                        .nullable()
+                        .eq(own_endpoint(org_id, endpoint_id)),
+                )
                 .into_boxed();
             if let Some(e) = event_id {
                 q = q.filter(webhook_attempts::event_id.eq(e));
@@ -466,8 +469,11 @@ impl Store {
         let mut conn = self.conn().await?;
         let filtered = || {
             let mut q = webhook_deliveries::table
-                .filter(webhook_deliveries::org_id.eq(org_id))
-                .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+                .filter(
+                    webhook_deliveries::endpoint_id
+                        .nullable()
+                        .eq(own_endpoint(org_id, endpoint_id)),
+                )
                 .into_boxed();
             if let Some(s) = status {
                 q = q.filter(webhook_deliveries::status.eq(s.to_owned()));
@@ -522,7 +528,11 @@ impl Store {
     /// Queues again, to one endpoint, every event of a time range that the
     /// endpoint subscribes to (and is in its WABA scope); with `only_failed`,
     /// only those whose delivery to it failed and has not succeeded since.
-    /// Returns how many were queued.
+    /// Returns how many were queued. An event's deliveries are read by the
+    /// event alone (`OFFSET 0` keeps the endpoint out of that probe):
+    /// beside the endpoint's index, a planner without statistics read
+    /// every delivery of the endpoint for each event (8.7 s for an hour of
+    /// events against 237,000 deliveries).
     pub async fn replay_range(
         &self,
         org_id: Uuid,
@@ -541,10 +551,12 @@ impl Store {
                   AND (ep.events @> ARRAY[ev.event] OR ep.events @> ARRAY['*'])
                   AND (ep.waba_id IS NULL OR ep.waba_id = ev.waba_id)
                   AND (NOT $5 OR (
-                        EXISTS (SELECT 1 FROM webhook_deliveries f
-                                WHERE f.endpoint_id = ep.id AND f.event_id = ev.id AND f.status = 'failed')
-                    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries s
-                                WHERE s.endpoint_id = ep.id AND s.event_id = ev.id AND s.status <> 'failed')))
+                        EXISTS (SELECT 1 FROM (SELECT f.endpoint_id, f.status FROM webhook_deliveries f
+                                               WHERE f.event_id = ev.id OFFSET 0) f
+                                WHERE f.endpoint_id = ep.id AND f.status = 'failed')
+                    AND NOT EXISTS (SELECT 1 FROM (SELECT s.endpoint_id, s.status FROM webhook_deliveries s
+                                                   WHERE s.event_id = ev.id OFFSET 0) s
+                                WHERE s.endpoint_id = ep.id AND s.status <> 'failed')))
                 ORDER BY ev.created_at, ev.id
                 RETURNING 1
              )
@@ -872,4 +884,17 @@ async fn complete_on(c: &mut AsyncPgConnection, results: &[AttemptResult]) -> St
     .execute(c)
     .await?;
     Ok(())
+}
+
+/// The endpoint's id when it is the organization's (a scalar subquery): an
+/// endpoint's rows are then filtered by the endpoint alone, which its index
+/// serves in page order. Beside an organization filter, a planner without
+/// statistics bitmap-scanned and sorted every row of the endpoint.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn own_endpoint(org_id: Uuid, endpoint_id: Uuid) -> _ {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::id.eq(endpoint_id))
+        .filter(webhook_endpoints::org_id.eq(org_id))
+        .select(webhook_endpoints::id)
+        .single_value()
 }

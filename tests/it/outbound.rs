@@ -1721,6 +1721,13 @@ async fn list_messages_filters_by_status_phone_contact_batch_direction_and_time(
     let (n, by_contact) = list(base, key, &format!("?contactId={contact}")).await;
     assert_eq!(n, 2, "{by_contact:?}");
     assert!(by_contact.iter().any(|m| m["id"] == scheduled["id"]));
+    assert_eq!(
+        list(base, &other.key, &format!("?contactId={contact}"))
+            .await
+            .0,
+        0,
+        "another organization's contact shows nothing"
+    );
     let after = urlencoding(&between.to_rfc3339());
     assert_eq!(
         list(base, key, &format!("?createdAfter={after}")).await.0,
