@@ -12,7 +12,8 @@
 //! Then the same requests without their text, which validation rejects
 //! before anything is stored: the ceiling that the transport,
 //! authentication, REST transcoding and validation set, with the load
-//! generator sharing the machine, whatever the storage does.
+//! generator sharing the machine, whatever the storage does. Last, REST
+//! sends that each carry a new Idempotency-Key, which are not coalesced.
 //!
 //! Every accepted send is a durable write (message, contact, conversation,
 //! first timeline entry) acknowledged only after its commit; the writer
@@ -214,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("{base}/v1/phones/{phone_id}/messages");
     // Each phase sends to new recipients (`prefix`): every accepted send
     // creates a contact and a conversation, the heaviest case.
-    let rest_phase = |name: &'static str, prefix: &'static str, valid: bool| {
+    let rest_phase = |name: &'static str, prefix: &'static str, valid: bool, keyed: bool| {
         let http = http.clone();
         let key = key.clone();
         let url = url.clone();
@@ -231,16 +232,15 @@ async fn main() -> anyhow::Result<()> {
                     json!({"type": "text", "to": to})
                 };
                 let want = if valid { 202 } else { 400 };
-                http.post(&url)
-                    .bearer_auth(&key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().as_u16() == want)
+                let mut req = http.post(&url).bearer_auth(&key).json(&body);
+                if keyed {
+                    req = req.header("idempotency-key", format!("{prefix}-{c}-{n}"));
+                }
+                req.send().await.is_ok_and(|r| r.status().as_u16() == want)
             }
         })
     };
-    let rest = rest_phase("REST", "1555", true).await;
+    let rest = rest_phase("REST", "1555", true, false).await;
     rest.print();
 
     let mut channels = Vec::new();
@@ -293,11 +293,16 @@ async fn main() -> anyhow::Result<()> {
     // what the transport, authentication, transcoding and validation cost
     // with the load generator on the same two CPUs. Storage cannot make
     // accepted sends faster than this.
-    let rest_ceiling = rest_phase("REST", "1557", false).await;
+    let rest_ceiling = rest_phase("REST", "1557", false, false).await;
     let grpc_ceiling = grpc_phase("gRPC", "1558", false).await;
     for run in [&rest_ceiling, &grpc_ceiling] {
         run.print_as("rejected before storage");
     }
+    // With an Idempotency-Key on every request (a new key each time): each
+    // keyed send is its own transaction (the key's lock, its record and the
+    // send), not coalesced with others.
+    let keyed = rest_phase("REST", "1559", true, true).await;
+    keyed.print_as("accepted with Idempotency-Key");
 
     // pgbench on the same PostgreSQL: single-row INSERTs, same client count.
     let cpu = common::CpuTimes::now();

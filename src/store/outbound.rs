@@ -144,6 +144,17 @@ pub async fn insert_outbound(
     Ok(stored.into_iter().zip(contacts).collect())
 }
 
+/// Runs the rest of the caller's transaction on generic plans, as the
+/// outbound writer's connections do: [`insert_outbound`]'s statements
+/// have one plan whatever the data, and planning them (a pool connection
+/// plans each execution) costs more than running them.
+pub async fn use_generic_plans(conn: &mut AsyncPgConnection) -> StoreResult<()> {
+    use diesel_async::SimpleAsyncConnection;
+    conn.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        .await?;
+    Ok(())
+}
+
 /// The contact of each send, in order (existing, or planned for creation)
 /// with when its customer last wrote; and the contacts to create.
 struct Resolved {
@@ -314,6 +325,32 @@ type Job = (NewOutbound, oneshot::Sender<StoreResult<Accepted>>);
 #[derive(Clone)]
 pub struct OutboundWriter {
     tx: mpsc::Sender<Job>,
+    notices: std::sync::Arc<NotifyDebounce>,
+}
+
+/// When a commit that queued messages should also NOTIFY the dispatchers
+/// of other instances: at most every 50 ms, whichever path wrote. A
+/// NOTIFY serialises commits (each holds the notification queue's lock
+/// through its WAL flush): keyed sends notifying on every commit ran one
+/// at a time. Other instances miss nothing for long: their slow poll
+/// finds what a skipped notice would have announced.
+#[derive(Debug, Default)]
+struct NotifyDebounce {
+    last_ms: std::sync::atomic::AtomicI64,
+}
+
+impl NotifyDebounce {
+    fn due(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = Utc::now().timestamp_millis();
+        // Qualified: diesel's `RunQueryDsl::load` is in scope too.
+        let prev = std::sync::atomic::AtomicI64::load(&self.last_ms, Relaxed);
+        now - prev >= 50
+            && self
+                .last_ms
+                .compare_exchange(prev, now, Relaxed, Relaxed)
+                .is_ok()
+    }
 }
 
 /// Most sends written in one transaction.
@@ -327,14 +364,14 @@ impl OutboundWriter {
     /// 50 ms.
     pub fn spawn(store: Store, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
         const WRITERS: usize = 4;
-        let last_notify = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let notices = std::sync::Arc::new(NotifyDebounce::default());
         let (tx, rx) = mpsc::channel::<Job>(8192);
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..WRITERS {
             let rx = rx.clone();
             let mut conn = WriterConn::new(store.clone());
             let wake = wake.clone();
-            let last_notify = last_notify.clone();
+            let notices = notices.clone();
             tokio::spawn(async move {
                 loop {
                     let batch = {
@@ -351,20 +388,7 @@ impl OutboundWriter {
                         }
                         batch
                     };
-                    let now = Utc::now().timestamp_millis();
-                    let prev = std::sync::atomic::AtomicI64::load(
-                        &last_notify,
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                    let notify = now - prev >= 50
-                        && last_notify
-                            .compare_exchange(
-                                prev,
-                                now,
-                                std::sync::atomic::Ordering::Relaxed,
-                                std::sync::atomic::Ordering::Relaxed,
-                            )
-                            .is_ok();
+                    let notify = notices.due();
                     let queued = batch.iter().any(|(i, _)| i.status == "queued");
                     write_batch(&mut conn, batch, notify).await;
                     if queued {
@@ -373,7 +397,13 @@ impl OutboundWriter {
                 }
             });
         }
-        Self { tx }
+        Self { tx, notices }
+    }
+
+    /// Whether a send written outside the writer (keyed, bulk) should
+    /// NOTIFY other instances with its commit: the writers' debounce.
+    pub fn notify_due(&self) -> bool {
+        self.notices.due()
     }
 
     /// Stores one send; returns once it is committed.

@@ -17,7 +17,9 @@ use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
 use crate::store::idempotency::{self, Claim};
 use crate::store::messages::MessageRow;
-use crate::store::outbound::{Accepted, NewOutbound, WindowCheck, insert_outbound};
+use crate::store::outbound::{
+    Accepted, NewOutbound, WindowCheck, insert_outbound, use_generic_plans,
+};
 use crate::store::phones::{PhoneRow, WabaRow};
 
 /// How far ahead a message may be scheduled.
@@ -243,11 +245,16 @@ pub async fn send_bulk(
             let accepted = if rows.is_empty() {
                 Vec::new()
             } else {
+                let notify = app.outbound.notify_due();
                 let mut conn = app.store.conn().await?;
-                conn.transaction::<_, StoreError, _>(async |c| {
-                    insert_outbound(c, &rows, true).await
-                })
-                .await?
+                let accepted = conn
+                    .transaction::<_, StoreError, _>(async |c| {
+                        use_generic_plans(c).await?;
+                        insert_outbound(c, &rows, notify).await
+                    })
+                    .await?;
+                app.dispatch_wake.notify_one();
+                accepted
             };
             Ok(BulkOutcome {
                 batch_id,
@@ -354,10 +361,11 @@ async fn keyed_insert(
     let response = response(ids);
     let mut conn = app.store.conn().await?;
 
-    conn
+    let keyed = conn
         .transaction::<_, StoreError, _>(async |c| match idempotency::claim(c, ctx.org_id, key, ctx.rpc, fingerprint).await? {
             Claim::Fresh => {
-                let accepted = insert_outbound(c, &rows, true).await?;
+                use_generic_plans(c).await?;
+                let accepted = insert_outbound(c, &rows, app.outbound.notify_due()).await?;
                 idempotency::record(c, ctx.org_id, key, ctx.rpc, fingerprint, &response).await?;
                 Ok(Ok(Keyed::Fresh(accepted)))
             }
@@ -369,7 +377,11 @@ async fn keyed_insert(
                 "a request with this Idempotency-Key is still in flight; retry when it has finished".into(),
             ))),
         })
-        .await?
+        .await?;
+    if matches!(keyed, Ok(Keyed::Fresh(_))) {
+        app.dispatch_wake.notify_one();
+    }
+    keyed
 }
 
 fn ids_of(response: &Value, key: &str) -> Vec<Uuid> {
