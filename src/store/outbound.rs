@@ -17,6 +17,7 @@ use super::contacts::{
     insert_contacts_returning, window_end,
 };
 use super::events::CachedSql;
+use super::idempotency::{self, Claim, KeyClaim};
 use super::messages::{MessageRow, NewMessageEvent};
 use super::phones::{PhoneRow, WabaRow};
 use super::schema::{contacts, conversations, message_events, messages, phone_numbers, wabas};
@@ -319,7 +320,26 @@ async fn write_sends(
         .collect()
 }
 
-type Job = (NewOutbound, oneshot::Sender<StoreResult<Accepted>>);
+/// A send for the writer: the message, its Idempotency-Key if it has one,
+/// and where to answer once it is committed.
+type Job = (
+    NewOutbound,
+    Option<KeyClaim>,
+    oneshot::Sender<StoreResult<Written>>,
+);
+
+/// What the writer did with a send.
+// Moved once per send, through a oneshot: boxing the row would only add
+// an allocation to every send.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Written {
+    /// Stored, with its key's response remembered when it had a key.
+    Stored(Accepted),
+    /// Not stored: its key was used already (`Replay`, `Mismatch`) or is
+    /// held by a request still running (`InFlight`). Never `Fresh`.
+    Keyed(Claim),
+}
 
 /// Coalesces concurrent sends into shared transactions.
 #[derive(Clone)]
@@ -389,7 +409,7 @@ impl OutboundWriter {
                         batch
                     };
                     let notify = notices.due();
-                    let queued = batch.iter().any(|(i, _)| i.status == "queued");
+                    let queued = batch.iter().any(|(i, _, _)| i.status == "queued");
                     write_batch(&mut conn, batch, notify).await;
                     if queued {
                         wake.notify_one();
@@ -408,9 +428,25 @@ impl OutboundWriter {
 
     /// Stores one send; returns once it is committed.
     pub async fn insert(&self, item: NewOutbound) -> StoreResult<Accepted> {
+        match self.write(item, None).await? {
+            Written::Stored(accepted) => Ok(accepted),
+            Written::Keyed(_) => Err(StoreError::Unavailable(
+                "a send without a key was refused as keyed".into(),
+            )),
+        }
+    }
+
+    /// Stores one send under its Idempotency-Key, coalesced with other
+    /// sends as unkeyed ones are: the key is claimed, the send stored and
+    /// the response remembered in one transaction. Returns once committed.
+    pub async fn insert_keyed(&self, item: NewOutbound, key: KeyClaim) -> StoreResult<Written> {
+        self.write(item, Some(key)).await
+    }
+
+    async fn write(&self, item: NewOutbound, key: Option<KeyClaim>) -> StoreResult<Written> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send((item, ack))
+            .send((item, key, ack))
             .await
             .map_err(|_| StoreError::Unavailable("the outbound writer stopped".into()))?;
         done.await
@@ -434,9 +470,13 @@ impl WriterConn {
         WriterConn { store, conn: None }
     }
 
-    /// [`insert_outbound`] outside a transaction: its write is one
-    /// statement, committed as it ends.
-    async fn insert(&mut self, items: &[NewOutbound], notify: bool) -> StoreResult<Vec<Accepted>> {
+    /// The batch on this connection (see [`write_sends_keyed`]).
+    async fn insert(
+        &mut self,
+        items: &[NewOutbound],
+        keys: &[Option<KeyClaim>],
+        notify: bool,
+    ) -> StoreResult<Vec<Written>> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
@@ -447,7 +487,7 @@ impl WriterConn {
                 self.conn.insert(conn)
             }
         };
-        let written = insert_outbound(conn, items, notify).await;
+        let written = write_sends_keyed(conn, items, keys, notify).await;
         // A connection the pool would discard (closed, or stuck in a
         // transaction) is made again for the next batch; a statement that
         // failed on a sound one leaves it in use.
@@ -458,11 +498,87 @@ impl WriterConn {
     }
 }
 
+/// A batch: without keys, [`insert_outbound`]'s one statement, atomic on
+/// its own and so outside a transaction; with keys, a transaction that
+/// claims them first (two statements however many), stores the sends whose
+/// key is fresh with the unkeyed ones, and remembers the fresh keys'
+/// responses (one statement). A send refused by its key writes nothing.
+async fn write_sends_keyed(
+    conn: &mut AsyncPgConnection,
+    items: &[NewOutbound],
+    keys: &[Option<KeyClaim>],
+    notify: bool,
+) -> StoreResult<Vec<Written>> {
+    if keys.iter().all(Option::is_none) {
+        return Ok(insert_outbound(conn, items, notify)
+            .await?
+            .into_iter()
+            .map(Written::Stored)
+            .collect());
+    }
+    conn.transaction::<_, StoreError, _>(async |c| {
+        let keyed: Vec<&KeyClaim> = keys.iter().flatten().collect();
+        let mut claims = idempotency::claim(c, &keyed).await?.into_iter();
+        // Per send: the claim that refuses it, or None to store it.
+        let mut refused: Vec<Option<Claim>> = Vec::with_capacity(items.len());
+        let mut fresh: Vec<&KeyClaim> = Vec::new();
+        for key in keys {
+            refused.push(match key {
+                None => None,
+                Some(k) => match claims.next() {
+                    Some(Claim::Fresh) => {
+                        fresh.push(k);
+                        None
+                    }
+                    Some(other) => Some(other),
+                    None => Some(Claim::InFlight),
+                },
+            });
+        }
+        let stored = if refused.iter().all(Option::is_none) {
+            insert_outbound(c, items, notify).await?
+        } else {
+            // Rare (a replay or a conflict in the batch): the others, copied.
+            let rest: Vec<NewOutbound> = items
+                .iter()
+                .zip(&refused)
+                .filter(|(_, r)| r.is_none())
+                .map(|(i, _)| i.clone())
+                .collect();
+            if rest.is_empty() {
+                Vec::new()
+            } else {
+                insert_outbound(c, &rest, notify).await?
+            }
+        };
+        idempotency::record(c, &fresh).await?;
+        let mut stored = stored.into_iter();
+        refused
+            .into_iter()
+            .map(|r| match r {
+                Some(claim) => Ok(Written::Keyed(claim)),
+                None => stored
+                    .next()
+                    .map(Written::Stored)
+                    .ok_or_else(|| StoreError::Unavailable("a send was not written".into())),
+            })
+            .collect()
+    })
+    .await
+}
+
 async fn write_batch(conn: &mut WriterConn, batch: Vec<Job>, notify: bool) {
     // Split rather than cloned: each send's content and Graph body are
     // JSON trees, and this runs for every accepted send.
-    let (items, acks): (Vec<NewOutbound>, Vec<_>) = batch.into_iter().unzip();
-    match conn.insert(&items, notify).await {
+    let mut items = Vec::with_capacity(batch.len());
+    let mut keys = Vec::with_capacity(batch.len());
+    let mut acks = Vec::with_capacity(batch.len());
+    for (item, key, ack) in batch {
+        items.push(item);
+        keys.push(key);
+        acks.push(ack);
+    }
+    match conn.insert(&items, &keys, notify).await {
         Ok(rows) => {
             for (ack, row) in acks.into_iter().zip(rows) {
                 let _ = ack.send(Ok(row));
@@ -470,9 +586,9 @@ async fn write_batch(conn: &mut WriterConn, batch: Vec<Job>, notify: bool) {
         }
         // One bad row must not fail its neighbours: write them one by one.
         Err(_) if items.len() > 1 => {
-            for (item, ack) in items.iter().zip(acks) {
+            for ((item, key), ack) in items.iter().zip(&keys).zip(acks) {
                 let one = conn
-                    .insert(std::slice::from_ref(item), true)
+                    .insert(std::slice::from_ref(item), std::slice::from_ref(key), true)
                     .await
                     .and_then(|mut v| {
                         v.pop()

@@ -1006,6 +1006,91 @@ async fn concurrent_identical_keyed_requests_create_exactly_one_message() {
     s.stop().await;
 }
 
+/// Keyed sends share the writer's batches: fresh keys, replays and
+/// mismatches arriving together each get their own answer, and every fresh
+/// request's 202 names the message it asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_keyed_sends_mixing_fresh_replayed_and_mismatched_keys_each_get_their_answer() {
+    let s = TestServer::start().await;
+    let org = connect(&s, "idem-mixed@example.com").await;
+    let path = phone_path(&org);
+    let send_all = |requests: Vec<(String, String)>| {
+        let s = &s;
+        let path = &path;
+        let key = &org.key;
+        futures_util::future::join_all(requests.into_iter().map(move |(k, text)| async move {
+            let body = json!({"type": "text", "to": GUIDE_TO, "text": text});
+            let r = s
+                .rest()
+                .send(
+                    "POST",
+                    path,
+                    Some(key),
+                    Some(body),
+                    &[("Idempotency-Key", &k)],
+                )
+                .await;
+            (k, text, r)
+        }))
+    };
+    let text_of = |i: usize| format!("keyed message {i}");
+
+    // 40 fresh keys at once.
+    let mut ids: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for (k, text, r) in send_all((0..40).map(|i| (format!("k{i}"), text_of(i))).collect()).await {
+        assert_eq!(r.status, 202, "{}", r.text);
+        assert!(
+            r.headers.get("idempotent-replayed").is_none(),
+            "{k} is fresh"
+        );
+        assert_eq!(r.body["data"]["content"]["body"], text.as_str(), "{k}");
+        ids.insert(k, r.body["data"]["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(total(&s, &org).await, 40);
+
+    // Together: replays of k0..k19, k20..k29 with another text, and 20 new keys.
+    let mut mixed: Vec<(String, String)> = (0..20).map(|i| (format!("k{i}"), text_of(i))).collect();
+    mixed.extend((20..30).map(|i| (format!("k{i}"), format!("changed {i}"))));
+    mixed.extend((40..60).map(|i| (format!("k{i}"), text_of(i))));
+    for (k, text, r) in send_all(mixed).await {
+        let i: usize = k[1..].parse().expect("index");
+        match i {
+            0..20 => {
+                assert_eq!(r.status, 202, "{}", r.text);
+                assert_eq!(
+                    r.headers
+                        .get("idempotent-replayed")
+                        .and_then(|v| v.to_str().ok()),
+                    Some("true"),
+                    "{k}"
+                );
+                assert_eq!(r.body["data"]["id"].as_str(), Some(ids[&k].as_str()), "{k}");
+            }
+            20..30 => assert_error(r.status, &r.body, 422, "IDEMPOTENCY_MISMATCH", None),
+            _ => {
+                assert_eq!(r.status, 202, "{}", r.text);
+                assert!(
+                    r.headers.get("idempotent-replayed").is_none(),
+                    "{k} is fresh"
+                );
+                let id = r.body["data"]["id"].as_str().expect("id");
+                let stored = get_message(&s.base, &org.key, id).await;
+                assert_eq!(
+                    stored["content"]["body"],
+                    text.as_str(),
+                    "{k} names its own message"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        total(&s, &org).await,
+        60,
+        "replays and mismatches store nothing"
+    );
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn keyed_bulk_replays_its_batch_and_keyed_dry_runs_store_nothing() {
     let s = TestServer::start().await;

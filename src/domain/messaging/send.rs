@@ -15,10 +15,10 @@ use crate::domain::plans::Plan;
 use crate::domain::{DomainError, DomainResult, phones, validate};
 use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
-use crate::store::idempotency::{self, Claim};
+use crate::store::idempotency::{self, Claim, KeyClaim};
 use crate::store::messages::MessageRow;
 use crate::store::outbound::{
-    Accepted, NewOutbound, WindowCheck, insert_outbound, use_generic_plans,
+    Accepted, NewOutbound, WindowCheck, Written, insert_outbound, use_generic_plans,
 };
 use crate::store::phones::{PhoneRow, WabaRow};
 
@@ -101,30 +101,22 @@ pub async fn send(
             })
         }
         Some(key) => {
-            let key = idempotency_key(key)?;
-            let fingerprint = fingerprint(ctx.rpc, &(path_phone, &input));
-            let items = vec![prepared.row];
-            match keyed_insert(
-                app,
-                ctx,
-                &key,
-                &fingerprint,
-                items,
-                |ids| json!({ "messageIds": ids }),
-            )
-            .await?
-            {
-                Keyed::Fresh(mut rows) => {
-                    let (message, contact) = rows
-                        .pop()
-                        .ok_or_else(|| anyhow::anyhow!("send wrote no row"))?;
-                    Ok(SendOutcome::Accepted {
-                        message: Box::new(message),
-                        contact: Box::new(contact),
-                        replayed: false,
-                    })
-                }
-                Keyed::Replay(response) => {
+            let claim = KeyClaim {
+                org_id: ctx.org_id,
+                key: idempotency_key(key)?,
+                rpc: ctx.rpc.to_owned(),
+                fingerprint: fingerprint(ctx.rpc, &(path_phone, &input)),
+                response: json!({ "messageIds": [prepared.row.id] }),
+            };
+            // Through the writer, coalesced with other sends.
+            match app.outbound.insert_keyed(prepared.row, claim).await? {
+                Written::Stored((message, contact)) => Ok(SendOutcome::Accepted {
+                    message: Box::new(message),
+                    contact: Box::new(contact),
+                    replayed: false,
+                }),
+                Written::Keyed(claim) => {
+                    let response = refused(claim)?;
                     let ids = ids_of(&response, "messageIds");
                     let (message, contact) = app
                         .store
@@ -358,30 +350,50 @@ async fn keyed_insert(
     response: impl FnOnce(Vec<Uuid>) -> Value,
 ) -> DomainResult<Keyed> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let response = response(ids);
+    let claim = KeyClaim {
+        org_id: ctx.org_id,
+        key: key.to_owned(),
+        rpc: ctx.rpc.to_owned(),
+        fingerprint: fingerprint.to_vec(),
+        response: response(ids),
+    };
     let mut conn = app.store.conn().await?;
-
-    let keyed = conn
-        .transaction::<_, StoreError, _>(async |c| match idempotency::claim(c, ctx.org_id, key, ctx.rpc, fingerprint).await? {
-            Claim::Fresh => {
-                use_generic_plans(c).await?;
-                let accepted = insert_outbound(c, &rows, app.outbound.notify_due()).await?;
-                idempotency::record(c, ctx.org_id, key, ctx.rpc, fingerprint, &response).await?;
-                Ok(Ok(Keyed::Fresh(accepted)))
+    // Ok: written; Err: the claim that refused the key.
+    let written: Result<Vec<Accepted>, Claim> = conn
+        .transaction::<_, StoreError, _>(async |c| {
+            match idempotency::claim(c, &[&claim]).await?.pop() {
+                Some(Claim::Fresh) => {
+                    use_generic_plans(c).await?;
+                    let accepted = insert_outbound(c, &rows, app.outbound.notify_due()).await?;
+                    idempotency::record(c, &[&claim]).await?;
+                    Ok(Ok(accepted))
+                }
+                other => Ok(Err(other.unwrap_or(Claim::InFlight))),
             }
-            Claim::Replay(stored) => Ok(Ok(Keyed::Replay(stored))),
-            Claim::Mismatch => Ok(Err(DomainError::IdempotencyMismatch(
-                "this Idempotency-Key was used with a different request; use a new key".into(),
-            ))),
-            Claim::InFlight => Ok(Err(DomainError::Conflict(
-                "a request with this Idempotency-Key is still in flight; retry when it has finished".into(),
-            ))),
         })
         .await?;
-    if matches!(keyed, Ok(Keyed::Fresh(_))) {
-        app.dispatch_wake.notify_one();
+    match written {
+        Ok(accepted) => {
+            app.dispatch_wake.notify_one();
+            Ok(Keyed::Fresh(accepted))
+        }
+        Err(claim) => Ok(Keyed::Replay(refused(claim)?)),
     }
-    keyed
+}
+
+/// The stored response of a key used already, or why it cannot be used.
+fn refused(claim: Claim) -> DomainResult<Value> {
+    match claim {
+        Claim::Replay(response) => Ok(response),
+        Claim::Mismatch => Err(DomainError::IdempotencyMismatch(
+            "this Idempotency-Key was used with a different request; use a new key".into(),
+        )),
+        Claim::InFlight => Err(DomainError::Conflict(
+            "a request with this Idempotency-Key is still in flight; retry when it has finished"
+                .into(),
+        )),
+        Claim::Fresh => Err(anyhow::anyhow!("a fresh key was refused").into()),
+    }
 }
 
 fn ids_of(response: &Value, key: &str) -> Vec<Uuid> {
