@@ -1,10 +1,12 @@
 //! Idempotency keys, scoped per organization and kept 24 hours.
 //!
-//! A keyed request runs in one transaction that first takes a transaction-
+//! A keyed request runs in a transaction that first takes a transaction-
 //! scoped advisory lock on (organization, key): a concurrent request with the
 //! same key cannot take it and is told the first is still in flight. The key
 //! row is written in the same transaction as the request's effects, so a
-//! crash leaves neither or both.
+//! crash leaves neither or both. Keyed single sends share that transaction
+//! with others in the outbound writer's batches, so claims and records come
+//! in sets, each with a fixed number of statements.
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Bytea, Text, Timestamptz, Uuid as SqlUuid};

@@ -2,7 +2,8 @@
 //! conversation, message, first timeline entry), and a writer that
 //! coalesces the inserts of concurrent requests into one statement — one
 //! commit (one fsync) for many sends, each request still acknowledged only
-//! after its rows are durable.
+//! after its rows are durable. Sends with an Idempotency-Key join the same
+//! batches, their keys claimed and recorded in the batch's transaction.
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
