@@ -439,7 +439,21 @@ impl Store {
                 )
                 .into_boxed();
             if let Some(e) = event_id {
-                q = q.filter(webhook_attempts::event_id.eq(e));
+                // By the event's deliveries (their index), then each
+                // delivery's attempts (theirs): attempts have no event
+                // index, and a filter on the event alone read every attempt
+                // of the endpoint, with statistics or without.
+                use diesel::sql_types::{Bool, Uuid as SqlUuid};
+                q = q
+                    .filter(
+                        diesel::dsl::sql::<Bool>(
+                            "webhook_attempts.delivery_id = ANY(ARRAY(
+                                SELECT d.id FROM webhook_deliveries d WHERE d.event_id = ",
+                        )
+                        .bind::<SqlUuid, _>(e)
+                        .sql("))"),
+                    )
+                    .filter(webhook_attempts::event_id.eq(e));
             }
             q
         };
