@@ -39,7 +39,7 @@ pub enum Claim {
 pub struct KeyClaim {
     pub org_id: Uuid,
     pub key: String,
-    pub rpc: String,
+    pub rpc: &'static str,
     pub fingerprint: Vec<u8>,
     pub response: serde_json::Value,
 }
@@ -140,7 +140,7 @@ pub async fn record(conn: &mut AsyncPgConnection, claims: &[&KeyClaim]) -> Store
     )
     .bind::<Array<SqlUuid>, _>(claims.iter().map(|c| c.org_id).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(claims.iter().map(|c| c.rpc.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(claims.iter().map(|c| c.rpc).collect::<Vec<_>>())
     .bind::<Array<Bytea>, _>(
         claims
             .iter()

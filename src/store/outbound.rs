@@ -146,11 +146,11 @@ pub async fn insert_outbound(
     Ok(stored.into_iter().zip(contacts).collect())
 }
 
-/// Runs the rest of the caller's transaction on generic plans, as the
-/// outbound writer's connections do: [`insert_outbound`]'s statements
+/// Runs the rest of a pool connection's transaction on generic plans, as
+/// the outbound writer's own connections do: [`insert_outbound`]'s statements
 /// have one plan whatever the data, and planning them (a pool connection
 /// plans each execution) costs more than running them.
-pub async fn use_generic_plans(conn: &mut AsyncPgConnection) -> StoreResult<()> {
+async fn use_generic_plans(conn: &mut AsyncPgConnection) -> StoreResult<()> {
     use diesel_async::SimpleAsyncConnection;
     conn.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
         .await?;
@@ -347,6 +347,8 @@ pub enum Written {
 pub struct OutboundWriter {
     tx: mpsc::Sender<Job>,
     notices: std::sync::Arc<NotifyDebounce>,
+    store: Store,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// When a commit that queued messages should also NOTIFY the dispatchers
@@ -418,13 +420,49 @@ impl OutboundWriter {
                 }
             });
         }
-        Self { tx, notices }
+        Self {
+            tx,
+            notices,
+            store,
+            wake,
+        }
     }
 
-    /// Whether a send written outside the writer (keyed, bulk) should
-    /// NOTIFY other instances with its commit: the writers' debounce.
-    pub fn notify_due(&self) -> bool {
-        self.notices.due()
+    /// Writes these sends together, all or none, in a transaction of their
+    /// own on a pool connection (a bulk request, already a batch); under
+    /// `key` when given, claimed first and its response remembered with
+    /// them. `Err` holds the claim when the key refuses them. Notifies and
+    /// wakes the dispatchers as the writers do.
+    pub async fn insert_all(
+        &self,
+        items: &[NewOutbound],
+        key: Option<&KeyClaim>,
+    ) -> StoreResult<Result<Vec<Accepted>, Claim>> {
+        let mut conn = self.store.conn().await?;
+        let written = conn
+            .transaction::<_, StoreError, _>(async |c| {
+                if let Some(k) = key {
+                    match idempotency::claim(c, &[k]).await?.pop() {
+                        Some(Claim::Fresh) => {}
+                        other => return Ok(Err(other.unwrap_or(Claim::InFlight))),
+                    }
+                }
+                let accepted = if items.is_empty() {
+                    Vec::new()
+                } else {
+                    use_generic_plans(c).await?;
+                    insert_outbound(c, items, self.notices.due()).await?
+                };
+                if let Some(k) = key {
+                    idempotency::record(c, &[k]).await?;
+                }
+                Ok(Ok(accepted))
+            })
+            .await?;
+        if written.as_ref().is_ok_and(|a| !a.is_empty()) {
+            self.wake.notify_one();
+        }
+        Ok(written)
     }
 
     /// Stores one send; returns once it is committed.

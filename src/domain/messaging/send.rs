@@ -2,7 +2,6 @@
 //! 24-hour window, then store (the 202 comes after the commit). With an
 //! Idempotency-Key the whole request is one transaction with its key.
 use chrono::{DateTime, Duration, Utc};
-use diesel_async::AsyncConnection;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -13,13 +12,10 @@ use crate::app::AppState;
 use crate::domain::identity::Recipient;
 use crate::domain::plans::Plan;
 use crate::domain::{DomainError, DomainResult, phones, validate};
-use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
-use crate::store::idempotency::{self, Claim, KeyClaim};
+use crate::store::idempotency::{Claim, KeyClaim};
 use crate::store::messages::MessageRow;
-use crate::store::outbound::{
-    Accepted, NewOutbound, WindowCheck, Written, insert_outbound, use_generic_plans,
-};
+use crate::store::outbound::{Accepted, NewOutbound, WindowCheck, Written};
 use crate::store::phones::{PhoneRow, WabaRow};
 
 /// How far ahead a message may be scheduled.
@@ -104,7 +100,7 @@ pub async fn send(
             let claim = KeyClaim {
                 org_id: ctx.org_id,
                 key: idempotency_key(key)?,
-                rpc: ctx.rpc.to_owned(),
+                rpc: ctx.rpc,
                 fingerprint: fingerprint(ctx.rpc, &(path_phone, &input)),
                 response: json!({ "messageIds": [prepared.row.id] }),
             };
@@ -232,69 +228,46 @@ pub async fn send_bulk(
         .iter()
         .map(|e| json!({"index": e.index, "code": e.code, "field": e.field, "message": e.message}))
         .collect();
-    match keyed {
-        None => {
-            let accepted = if rows.is_empty() {
-                Vec::new()
-            } else {
-                let notify = app.outbound.notify_due();
-                let mut conn = app.store.conn().await?;
-                let accepted = conn
-                    .transaction::<_, StoreError, _>(async |c| {
-                        use_generic_plans(c).await?;
-                        insert_outbound(c, &rows, notify).await
-                    })
-                    .await?;
-                app.dispatch_wake.notify_one();
-                accepted
-            };
+    let claim = keyed.map(|(key, fingerprint)| KeyClaim {
+        org_id: ctx.org_id,
+        key,
+        rpc: ctx.rpc,
+        fingerprint,
+        response: json!({
+            "messageIds": rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+            "batchId": batch_id,
+            "errors": error_json,
+        }),
+    });
+    match app.outbound.insert_all(&rows, claim.as_ref()).await? {
+        Ok(accepted) => Ok(BulkOutcome {
+            batch_id,
+            accepted,
+            errors,
+            replayed: false,
+        }),
+        Err(refusal) => {
+            let response = refused(refusal)?;
+            let accepted = app
+                .store
+                .messages_by_ids(ctx.org_id, &ids_of(&response, "messageIds"))
+                .await?;
+            let batch_id = response
+                .get("batchId")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(batch_id);
+            let errors = response
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(stored_item_error).collect())
+                .unwrap_or_default();
             Ok(BulkOutcome {
                 batch_id,
                 accepted,
                 errors,
-                replayed: false,
+                replayed: true,
             })
-        }
-        Some((key, fingerprint)) => {
-            match keyed_insert(
-                app,
-                ctx,
-                &key,
-                &fingerprint,
-                rows,
-                |ids| json!({ "messageIds": ids, "batchId": batch_id, "errors": error_json }),
-            )
-            .await?
-            {
-                Keyed::Fresh(accepted) => Ok(BulkOutcome {
-                    batch_id,
-                    accepted,
-                    errors,
-                    replayed: false,
-                }),
-                Keyed::Replay(response) => {
-                    let accepted = app
-                        .store
-                        .messages_by_ids(ctx.org_id, &ids_of(&response, "messageIds"))
-                        .await?;
-                    let batch_id = response
-                        .get("batchId")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(batch_id);
-                    let errors = response
-                        .get("errors")
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().map(stored_item_error).collect())
-                        .unwrap_or_default();
-                    Ok(BulkOutcome {
-                        batch_id,
-                        accepted,
-                        errors,
-                        replayed: true,
-                    })
-                }
-            }
         }
     }
 }
@@ -332,52 +305,6 @@ fn stored_item_error(v: &Value) -> ItemError {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-    }
-}
-
-enum Keyed {
-    Fresh(Vec<Accepted>),
-    Replay(Value),
-}
-
-/// Writes the rows and the key in one transaction (see store::idempotency).
-async fn keyed_insert(
-    app: &AppState,
-    ctx: &SendContext,
-    key: &str,
-    fingerprint: &[u8],
-    rows: Vec<NewOutbound>,
-    response: impl FnOnce(Vec<Uuid>) -> Value,
-) -> DomainResult<Keyed> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let claim = KeyClaim {
-        org_id: ctx.org_id,
-        key: key.to_owned(),
-        rpc: ctx.rpc.to_owned(),
-        fingerprint: fingerprint.to_vec(),
-        response: response(ids),
-    };
-    let mut conn = app.store.conn().await?;
-    // Ok: written; Err: the claim that refused the key.
-    let written: Result<Vec<Accepted>, Claim> = conn
-        .transaction::<_, StoreError, _>(async |c| {
-            match idempotency::claim(c, &[&claim]).await?.pop() {
-                Some(Claim::Fresh) => {
-                    use_generic_plans(c).await?;
-                    let accepted = insert_outbound(c, &rows, app.outbound.notify_due()).await?;
-                    idempotency::record(c, &[&claim]).await?;
-                    Ok(Ok(accepted))
-                }
-                other => Ok(Err(other.unwrap_or(Claim::InFlight))),
-            }
-        })
-        .await?;
-    match written {
-        Ok(accepted) => {
-            app.dispatch_wake.notify_one();
-            Ok(Keyed::Fresh(accepted))
-        }
-        Err(claim) => Ok(Keyed::Replay(refused(claim)?)),
     }
 }
 
