@@ -58,7 +58,7 @@ pub fn server_options(
 
 /// CPU time used so far by this process (server and load generator), by
 /// its ended child processes (pgbench), and by every PostgreSQL process on
-/// the machine, in seconds. Read from /proc (Linux), whose counters are in
+/// the machine, ended ones included, in seconds. Read from /proc (Linux), whose counters are in
 /// USER_HZ ticks, 100 a second.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTimes {
@@ -76,8 +76,12 @@ impl CpuTimes {
                 let is_pg = std::fs::read_to_string(path.join("comm"))
                     .is_ok_and(|comm| comm.trim_end() == "postgres");
                 if is_pg {
+                    // A backend or autovacuum worker that ended (pgbench's
+                    // connections, for one) is counted in the postmaster's
+                    // children times once reaped; live processes' own
+                    // children times are zero.
                     let t = stat_fields(&path.join("stat"));
-                    postgres += t.utime + t.stime;
+                    postgres += t.utime + t.stime + t.cutime + t.cstime;
                 }
             }
         }
