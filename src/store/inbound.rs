@@ -882,6 +882,9 @@ impl Store {
             q
         };
         let total = filtered().count().get_result(&mut conn).await?;
+        if page.beyond(total) {
+            return Ok((Vec::new(), total));
+        }
         let rows = filtered()
             .order((waba_updates::received_at.desc(), waba_updates::id))
             .limit(page.limit)

@@ -468,77 +468,124 @@ impl Store {
         page: PageRequest,
     ) -> StoreResult<(Vec<(MessageRow, Option<ContactRow>)>, i64)> {
         let mut conn = self.conn().await?;
-        let filtered = || {
-            let mut q = messages::table
-                .left_join(contacts::table.on(contacts::id.nullable().eq(messages::contact_id)))
-                .into_boxed();
-            // A conversation (a contact's messages are its conversation's)
-            // is checked against the organization once, and its messages
-            // read by its index in page order: beside an organization
-            // filter, a planner without statistics would read the
-            // organization's whole index (and messages have no index by
-            // contact at all).
-            match (f.conversation_id, f.contact_id) {
-                (None, None) => q = q.filter(messages::org_id.eq(org_id)),
-                (Some(c), _) => {
-                    q = q.filter(
-                        messages::conversation_id
-                            .eq(own_conversation(org_id, c))
-                            .assume_not_null(),
-                    )
-                }
-                // The contact's conversation (one: it is its phone inbox's),
-                // written out, as the outer query joins contacts already.
-                (None, Some(c)) => {
-                    use diesel::sql_types::{Bool, Uuid as SqlUuid};
-                    q = q.filter(
-                        diesel::dsl::sql::<Bool>(
-                            "messages.conversation_id = (
-                                SELECT v.id FROM contacts o
-                                  JOIN conversations v
-                                    ON v.phone_id = o.phone_id AND v.contact_id = o.id
-                                 WHERE o.id = ",
-                        )
-                        .bind::<SqlUuid, _>(c)
-                        .sql(" AND o.org_id = ")
-                        .bind::<SqlUuid, _>(org_id)
-                        .sql(")"),
-                    )
-                }
-            }
-            if let Some(s) = &f.status {
-                q = q.filter(messages::status.eq(s.clone()));
-            }
-            if let Some(p) = f.phone_id {
-                q = q.filter(messages::phone_id.eq(p));
-            }
-            if let Some(c) = f.contact_id {
-                q = q.filter(messages::contact_id.eq(c));
-            }
-            if let Some(b) = f.batch_id {
-                q = q.filter(messages::batch_id.eq(b));
-            }
-            if let Some(d) = &f.direction {
-                q = q.filter(messages::direction.eq(d.clone()));
-            }
-            if let Some(t) = f.created_after {
-                q = q.filter(messages::created_at.ge(t));
-            }
-            if let Some(t) = f.created_before {
-                q = q.filter(messages::created_at.lt(t));
-            }
-            q
-        };
-        let total = filtered().count().get_result(&mut conn).await?;
-        let rows = filtered()
-            .order((messages::created_at.desc(), messages::id.desc()))
-            .limit(page.limit)
-            .offset(page.offset())
-            .select((MessageRow::as_select(), Option::<ContactRow>::as_select()))
-            .load(&mut conn)
+        let total = message_list(org_id, f)
+            .count()
+            .get_result(&mut conn)
             .await?;
+        if page.beyond(total) {
+            return Ok((Vec::new(), total));
+        }
+        let rows = message_page(org_id, f, page).load(&mut conn).await?;
         Ok((rows, total))
     }
+
+    /// The plans of [`Store::list_messages`]' two queries (the count, then
+    /// the page), as `EXPLAIN (ANALYZE, FORMAT JSON)` gives them.
+    #[doc(hidden)]
+    pub async fn explain_list_messages(
+        &self,
+        org_id: Uuid,
+        f: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<[serde_json::Value; 2]> {
+        use super::explain::Explain;
+        let mut conn = self.conn().await?;
+        let count = Explain(message_list(org_id, f).count())
+            .get_result(&mut conn)
+            .await?;
+        let rows = Explain(message_page(org_id, f, page))
+            .get_result(&mut conn)
+            .await?;
+        Ok([count, rows])
+    }
+}
+
+type MessageList = diesel::dsl::IntoBoxed<
+    'static,
+    diesel::dsl::LeftJoinOn<
+        messages::table,
+        contacts::table,
+        diesel::dsl::Eq<diesel::dsl::Nullable<contacts::id>, messages::contact_id>,
+    >,
+    diesel::pg::Pg,
+>;
+
+/// The organization's messages that `f` selects, with their contacts.
+fn message_list(org_id: Uuid, f: &MessageFilter) -> MessageList {
+    let mut q = messages::table
+        .left_join(contacts::table.on(contacts::id.nullable().eq(messages::contact_id)))
+        .into_boxed();
+    // A conversation (a contact's messages are its conversation's) is
+    // checked against the organization once, and its messages read by its
+    // index in page order: beside an organization filter, a planner
+    // without statistics would read the organization's whole index (and
+    // messages have no index by contact at all).
+    match (f.conversation_id, f.contact_id) {
+        (None, None) => q = q.filter(messages::org_id.eq(org_id)),
+        (Some(c), _) => {
+            q = q.filter(
+                messages::conversation_id
+                    .eq(own_conversation(org_id, c))
+                    .assume_not_null(),
+            )
+        }
+        // The contact's conversation (one: it is its phone inbox's),
+        // written out, as the outer query joins contacts already.
+        (None, Some(c)) => {
+            use diesel::sql_types::{Bool, Uuid as SqlUuid};
+            q = q.filter(
+                diesel::dsl::sql::<Bool>(
+                    "messages.conversation_id = (
+                        SELECT v.id FROM contacts o
+                          JOIN conversations v
+                            ON v.phone_id = o.phone_id AND v.contact_id = o.id
+                         WHERE o.id = ",
+                )
+                .bind::<SqlUuid, _>(c)
+                .sql(" AND o.org_id = ")
+                .bind::<SqlUuid, _>(org_id)
+                .sql(")"),
+            )
+        }
+    }
+    if let Some(s) = &f.status {
+        q = q.filter(messages::status.eq(s.clone()));
+    }
+    if let Some(p) = f.phone_id {
+        q = q.filter(messages::phone_id.eq(p));
+    }
+    if let Some(c) = f.contact_id {
+        q = q.filter(messages::contact_id.eq(c));
+    }
+    if let Some(b) = f.batch_id {
+        q = q.filter(messages::batch_id.eq(b));
+    }
+    if let Some(d) = &f.direction {
+        q = q.filter(messages::direction.eq(d.clone()));
+    }
+    if let Some(t) = f.created_after {
+        q = q.filter(messages::created_at.ge(t));
+    }
+    if let Some(t) = f.created_before {
+        q = q.filter(messages::created_at.lt(t));
+    }
+    q
+}
+
+/// One page of [`message_list`], newest first.
+fn message_page(
+    org_id: Uuid,
+    f: &MessageFilter,
+    page: PageRequest,
+) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, (MessageRow, Option<ContactRow>)>
++ diesel::query_builder::QueryFragment<diesel::pg::Pg>
++ Send
++ 'static {
+    message_list(org_id, f)
+        .order((messages::created_at.desc(), messages::id.desc()))
+        .limit(page.limit)
+        .offset(page.offset())
+        .select((MessageRow::as_select(), Option::<ContactRow>::as_select()))
 }
 
 /// The conversation's id when it is the organization's (a scalar subquery).

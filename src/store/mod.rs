@@ -7,6 +7,8 @@ pub mod contacts;
 pub mod conversations;
 pub mod dispatch;
 pub mod events;
+#[doc(hidden)]
+pub mod explain;
 pub mod idempotency;
 pub mod inbound;
 pub mod jobs;
@@ -84,6 +86,13 @@ pub struct PageRequest {
 impl PageRequest {
     pub fn offset(&self) -> i64 {
         (self.page - 1) * self.limit
+    }
+
+    /// Whether the page starts after the last of `total` rows: a list then
+    /// answers without reading any, where its query would walk every
+    /// matching row's index entry to find none.
+    pub fn beyond(&self, total: i64) -> bool {
+        self.offset() >= total
     }
 }
 

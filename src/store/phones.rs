@@ -324,6 +324,9 @@ impl Store {
             q
         };
         let total = filtered().count().get_result(&mut conn).await?;
+        if page.beyond(total) {
+            return Ok((Vec::new(), total));
+        }
         let rows = filtered()
             .order((phone_numbers::created_at.asc(), phone_numbers::id))
             .limit(page.limit)

@@ -458,6 +458,9 @@ impl Store {
             q
         };
         let total = filtered().count().get_result(&mut conn).await?;
+        if page.beyond(total) {
+            return Ok((Vec::new(), total));
+        }
         let rows = filtered()
             .order((
                 webhook_attempts::created_at.desc(),
@@ -495,6 +498,9 @@ impl Store {
             q
         };
         let total = filtered().count().get_result(&mut conn).await?;
+        if page.beyond(total) {
+            return Ok((Vec::new(), total));
+        }
         let rows = filtered()
             .order((
                 webhook_deliveries::created_at.desc(),

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use wagate::store::dispatch::CLAIM_CANDIDATES;
 
 use crate::harness::pg::fresh_database;
+use crate::harness::plans::scans;
 
 const BACKLOG: i64 = 100_000;
 const BATCH: i64 = 8;
@@ -21,18 +22,6 @@ const BATCH: i64 = 8;
 struct Explained {
     #[diesel(sql_type = diesel::sql_types::Json, column_name = "QUERY PLAN")]
     plan: Value,
-}
-
-/// Rows each plan node over `table` produced, over all its loops.
-fn rows_read(node: &Value, table: &str, out: &mut Vec<f64>) {
-    if node["Relation Name"] == table {
-        let rows = node["Actual Rows"].as_f64().unwrap_or(0.0);
-        let loops = node["Actual Loops"].as_f64().unwrap_or(1.0);
-        out.push(rows * loops);
-    }
-    for child in node["Plans"].as_array().into_iter().flatten() {
-        rows_read(child, table, out);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,10 +86,9 @@ async fn a_claim_reads_its_batch_not_the_backlog_of_a_table_never_analysed() {
         root["Actual Rows"], BATCH,
         "the claim returns a batch: {root:#}"
     );
-    let mut read = Vec::new();
-    rows_read(root, "messages", &mut read);
+    let read = scans(root, "messages");
     assert!(!read.is_empty(), "no scan of messages in {root:#}");
-    let total: f64 = read.iter().sum();
+    let total: f64 = read.iter().map(|s| s.rows).sum();
     assert!(
         total <= BATCH as f64,
         "the claim read {total} due messages for a batch of {BATCH}: {root:#}"

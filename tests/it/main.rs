@@ -11,6 +11,7 @@ mod conversations;
 mod dispatch_claim;
 mod embedded;
 mod inbound;
+mod message_list_plans;
 mod operations;
 mod other_languages;
 mod outbound;

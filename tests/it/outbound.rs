@@ -1836,6 +1836,9 @@ async fn list_messages_filters_by_status_phone_contact_batch_direction_and_time(
     let (_, p3) = list(base, key, "?limit=2&page=3").await;
     assert_eq!(n, 5);
     assert_eq!((p1.len(), p2.len(), p3.len()), (2, 2, 1));
+    // Past the last page: nothing, with the total still counted.
+    let (n, p4) = list(base, key, "?limit=2&page=4").await;
+    assert_eq!((n, p4.len()), (5, 0));
     let mut seen: Vec<&Value> = p1.iter().chain(&p2).chain(&p3).map(|m| &m["id"]).collect();
     seen.sort_by_key(|v| v.to_string());
     seen.dedup();

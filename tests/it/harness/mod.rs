@@ -2,6 +2,7 @@
 pub mod clients;
 pub mod outbound;
 pub mod pg;
+pub mod plans;
 pub mod sandbox;
 pub mod tools;
 
