@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{DomainError, DomainResult, validate};
 use crate::auth::keys;
-use crate::store::api_keys::ApiKeyRow;
+use crate::store::api_keys::{ApiKeyRow, KeyRevocation};
 use crate::store::{PageRequest, Store};
 
 /// A key just created, with its secret (shown once).
@@ -51,9 +51,14 @@ pub async fn get(store: &Store, org_id: Uuid, key_id: Uuid) -> DomainResult<ApiK
         .ok_or(DomainError::NotFound("API key"))
 }
 
+/// Revokes a key. The organization's last active key stays: with no
+/// other key, nothing could sign in again (rotate it instead).
 pub async fn revoke(store: &Store, org_id: Uuid, key_id: Uuid) -> DomainResult<ApiKeyRow> {
-    store
-        .revoke_key(org_id, key_id)
-        .await?
-        .ok_or(DomainError::NotFound("API key"))
+    match store.revoke_key(org_id, key_id).await? {
+        KeyRevocation::Revoked(row) => Ok(row),
+        KeyRevocation::NotFound => Err(DomainError::NotFound("API key")),
+        KeyRevocation::LastActive => Err(DomainError::Conflict(
+            "this is the organization's last active API key: create another key or rotate this one before revoking it".into(),
+        )),
+    }
 }

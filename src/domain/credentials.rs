@@ -88,6 +88,11 @@ pub async fn set(
         .await;
     let (_, phone) = match stored {
         Ok(v) => v,
+        Err(StoreError::Duplicate(what)) if what == crate::store::phones::WABA_TAKEN => {
+            return Err(DomainError::Conflict(
+                "this wabaId is already connected to another organization".into(),
+            ));
+        }
         Err(StoreError::Duplicate(_)) => {
             return Err(DomainError::Conflict(
                 "this phone number id is already connected to another organization".into(),

@@ -112,19 +112,43 @@ impl Store {
             .optional()?)
     }
 
-    /// Revokes the key (idempotent); `None` when the organization has no such key.
-    pub async fn revoke_key(&self, org_id: Uuid, key_id: Uuid) -> StoreResult<Option<ApiKeyRow>> {
+    /// Revokes the key (idempotent), unless it is the organization's last
+    /// active one.
+    pub async fn revoke_key(&self, org_id: Uuid, key_id: Uuid) -> StoreResult<KeyRevocation> {
         let mut conn = self.conn().await?;
-        diesel::update(api_keys::table)
-            .filter(api_keys::org_id.eq(org_id))
-            .filter(api_keys::id.eq(key_id))
-            .filter(api_keys::revoked_at.is_null())
-            .set(api_keys::revoked_at.eq(diesel::dsl::now))
-            .execute(&mut conn)
+        let outcome = conn
+            .transaction::<_, StoreError, _>(async |c| {
+                // The organization's active keys, locked: two revocations at
+                // once cannot each leave the other as the last.
+                let active: Vec<Uuid> = api_keys::table
+                    .filter(api_keys::org_id.eq(org_id))
+                    .filter(api_keys::revoked_at.is_null())
+                    .order(api_keys::id)
+                    .select(api_keys::id)
+                    .for_update()
+                    .load(c)
+                    .await?;
+                if active.contains(&key_id) {
+                    if active.len() == 1 {
+                        return Ok(Some(KeyRevocation::LastActive));
+                    }
+                    diesel::update(api_keys::table.find(key_id))
+                        .set(api_keys::revoked_at.eq(diesel::dsl::now))
+                        .execute(c)
+                        .await?;
+                }
+                Ok(None)
+            })
             .await?;
+        if let Some(refused) = outcome {
+            return Ok(refused);
+        }
         drop(conn);
         self.changed();
-        self.get_key(org_id, key_id).await
+        Ok(match self.get_key(org_id, key_id).await? {
+            Some(row) => KeyRevocation::Revoked(row),
+            None => KeyRevocation::NotFound,
+        })
     }
 
     /// Revokes `old_key_id` and inserts `new_key` in one transaction. Returns
@@ -158,4 +182,16 @@ impl Store {
         self.changed();
         rotated
     }
+}
+
+/// What revoking a key did.
+#[derive(Debug)]
+pub enum KeyRevocation {
+    /// Revoked now or before: the key as it stands.
+    Revoked(ApiKeyRow),
+    /// The organization has no such key.
+    NotFound,
+    /// Not revoked: it is the organization's last active key, and keys are
+    /// its only way in.
+    LastActive,
 }

@@ -1,7 +1,7 @@
 //! WABAs and phone numbers, with their credentials and health snapshot.
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::{phone_numbers, wabas};
@@ -94,6 +94,9 @@ impl Store {
         let result = conn
             .transaction::<_, StoreError, _>(async |c| {
                 let now = Utc::now();
+                if let Some(meta_waba) = input.meta_waba_id {
+                    claim_waba(c, org_id, meta_waba).await?;
+                }
                 let existing: Option<WabaRow> = wabas::table
                     .filter(wabas::org_id.eq(org_id))
                     .filter(wabas::source.eq("credentials"))
@@ -411,3 +414,34 @@ fn new_phone(
         updated_at: now,
     }
 }
+
+/// A WABA id belongs to one organization, as a phone number id does: its
+/// template and account notices are routed to whoever holds it, so another
+/// organization may not claim it by saving it with a token of its own.
+/// Concurrent claims of one id queue on an advisory lock for the rest of
+/// the transaction. Fails with `Duplicate("wabas_meta_key")`.
+async fn claim_waba(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    meta_waba_id: &str,
+) -> StoreResult<()> {
+    use diesel::sql_types::Text;
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('wagate.waba:' || $1, 0))")
+        .bind::<Text, _>(meta_waba_id)
+        .execute(conn)
+        .await?;
+    let taken: bool = diesel::select(diesel::dsl::exists(
+        wabas::table
+            .filter(wabas::meta_waba_id.eq(meta_waba_id))
+            .filter(wabas::org_id.ne(org_id)),
+    ))
+    .get_result(conn)
+    .await?;
+    if taken {
+        return Err(StoreError::Duplicate(WABA_TAKEN.into()));
+    }
+    Ok(())
+}
+
+/// The constraint [`claim_waba`] keeps, as `StoreError::Duplicate` names it.
+pub const WABA_TAKEN: &str = "wabas_meta_key";

@@ -90,3 +90,84 @@ async fn bad_key_input_is_rejected_by_field() {
     assert_eq!(err["error"]["code"], "NOT_FOUND");
     s.stop().await;
 }
+
+/// Keys are an organization's only way in: its last active key cannot be
+/// revoked (it would lock the organization out for good), not even by two
+/// revocations racing for its last two keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_active_key_cannot_be_revoked() {
+    let s = TestServer::start().await;
+    let (first, _) = s.register("last-key@example.com").await;
+    let rest = s.rest();
+    let (_, keys) = rest.get("/v1/api-keys", Some(&first)).await;
+    let first_id = keys["data"][0]["id"].as_str().expect("id").to_owned();
+
+    let (status, err) = rest
+        .delete(&format!("/v1/api-keys/{first_id}"), Some(&first))
+        .await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "CONFLICT");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("last active API key")),
+        "{err}"
+    );
+    let (status, _) = rest.get("/auth/me", Some(&first)).await;
+    assert_eq!(status, 200, "the key still works");
+
+    // With a second key, the first can go; then the second is the last.
+    let (_, created) = rest
+        .post("/v1/api-keys", Some(&first), json!({"name": "second"}))
+        .await;
+    let second = created["data"]["apiKey"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let second_id = created["data"]["id"].as_str().expect("id").to_owned();
+    let (status, _) = rest
+        .delete(&format!("/v1/api-keys/{first_id}"), Some(&second))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = rest
+        .delete(&format!("/v1/api-keys/{second_id}"), Some(&second))
+        .await;
+    assert_eq!(status, 409);
+
+    // Two keys revoked at once, each request signed with the third: one
+    // revocation wins and one key stays. The other is refused as the last
+    // key, or (when the third went first) its signature no longer counts.
+    let (_, created) = rest
+        .post("/v1/api-keys", Some(&second), json!({"name": "third"}))
+        .await;
+    let third = created["data"]["apiKey"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let third_id = created["data"]["id"].as_str().expect("id").to_owned();
+    let (path_second, path_third) = (
+        format!("/v1/api-keys/{second_id}"),
+        format!("/v1/api-keys/{third_id}"),
+    );
+    let (a, b) = tokio::join!(
+        rest.delete(&path_second, Some(&third)),
+        rest.delete(&path_third, Some(&third))
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert!(
+        statuses == [200, 409] || statuses == [200, 401],
+        "{statuses:?}: {} / {}",
+        a.1,
+        b.1
+    );
+    let survivor = if a.0 == 200 { &third } else { &second };
+    let (_, keys) = rest.get("/v1/api-keys", Some(survivor)).await;
+    let active = keys["data"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["status"] == "active")
+        .count();
+    assert_eq!(active, 1, "{keys}");
+}

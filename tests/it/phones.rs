@@ -878,6 +878,57 @@ async fn another_organization_can_neither_take_nor_see_a_phone() {
     s.stop().await;
 }
 
+/// A WABA's template and account notices go to the organization holding
+/// its id: another organization may not claim it with a token of its own
+/// (it once received the owner's notices too).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waba_id_belongs_to_one_organization() {
+    let s = TestServer::start().await;
+    let rest = s.rest();
+    let (owner, _, _) = connected(&s, "waba-owner@example.com").await;
+    let (claimer, _) = s.register("waba-claimer@example.com").await;
+    let reply = s
+        .put_credentials(
+            &claimer,
+            json!({"accessToken": token("claim"), "phoneNumberId": "106540352240001", "wabaId": WABA}),
+        )
+        .await;
+    assert_error(&reply, 409, "CONFLICT", None);
+    let msg = reply.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("wabaId"), "{msg}");
+    let (_, me) = rest.get("/auth/me", Some(&claimer)).await;
+    assert_eq!(me["data"]["config"]["credentialsConfigured"], false, "{me}");
+    let (_, w) = rest.get("/v1/wabas", Some(&claimer)).await;
+    assert_eq!(w["meta"]["pagination"]["total"], 0, "{w}");
+
+    // The owner saves it again, with a new token: still its own.
+    let (st, put) = s
+        .put_credentials(
+            &owner,
+            json!({"accessToken": token("again"), "phoneNumberId": PHONE, "wabaId": WABA}),
+        )
+        .await;
+    assert_eq!(st, 200, "{put}");
+
+    // Two organizations racing for a new WABA id (each with its own phone):
+    // one wins, the other gets CONFLICT and keeps nothing.
+    let (b, _) = s.register("waba-b@example.com").await;
+    let (c, _) = s.register("waba-c@example.com").await;
+    let race = "102290129349999";
+    let body = |t: &str, phone: &str| json!({"accessToken": token(t), "phoneNumberId": phone, "wabaId": race});
+    let (rb, rc) = tokio::join!(
+        s.put_credentials(&b, body("b", "106540352240002")),
+        s.put_credentials(&c, body("c", "106540352240003"))
+    );
+    let mut statuses = [rb.0, rc.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{} / {}", rb.1, rc.1);
+    let loser = if rb.0 == 409 { &b } else { &c };
+    let (_, w) = rest.get("/v1/wabas", Some(loser)).await;
+    assert_eq!(w["meta"]["pagination"]["total"], 0, "{w}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_credentials_forgets_the_token_but_keeps_the_phones() {
     let s = TestServer::start().await;
