@@ -80,7 +80,7 @@ pub async fn connect_phone(s: &TestServer, email: &str, phone: &str) -> (String,
             Some(json!({
                 "accessToken": format!("EAAG{}", uuid::Uuid::new_v4().simple()),
                 "phoneNumberId": phone,
-                "wabaId": WABA,
+                "wabaId": crate::harness::outbound::waba_for(phone),
             })),
             &[],
         )

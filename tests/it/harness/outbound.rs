@@ -21,6 +21,17 @@ use super::sandbox::{poll, token};
 pub const PHONE: &str = "106540352242922";
 pub const WABA: &str = "102290129340398";
 
+/// The WABA an organization connects with `meta_phone`: the samples' WABA
+/// with the samples' phone, and one of its own with any other (a WABA id
+/// belongs to one organization).
+pub fn waba_for(meta_phone: &str) -> String {
+    if meta_phone == PHONE {
+        WABA.to_owned()
+    } else {
+        format!("2{meta_phone}")
+    }
+}
+
 /// An organization with a connected phone.
 #[derive(Clone, Debug)]
 pub struct Org {
@@ -53,7 +64,7 @@ pub async fn connect_at(base: &str, email: &str, meta_phone: &str) -> Org {
             "PUT",
             "/auth/me/credentials",
             Some(&key),
-            Some(json!({"accessToken": token("out"), "phoneNumberId": meta_phone, "wabaId": WABA})),
+            Some(json!({"accessToken": token("out"), "phoneNumberId": meta_phone, "wabaId": waba_for(meta_phone)})),
             &[],
         )
         .await;
