@@ -33,6 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Undecodable requests are validation errors, not INTERNAL (see the codec).
+        .codec_path("crate::api::codec::WagateCodec")
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

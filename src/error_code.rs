@@ -9,6 +9,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     IdempotencyMismatch,
     PayloadTooLarge,
@@ -18,11 +19,12 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         Self::ValidationError,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Conflict,
         Self::IdempotencyMismatch,
         Self::PayloadTooLarge,
@@ -37,6 +39,7 @@ impl ErrorCode {
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
             Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -56,6 +59,7 @@ impl ErrorCode {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -71,6 +75,8 @@ impl ErrorCode {
             Self::Unauthorized => GrpcCode::Unauthenticated,
             Self::Forbidden => GrpcCode::PermissionDenied,
             Self::NotFound => GrpcCode::NotFound,
+            // The HTTP method is wrong for the path; gRPC has only UNIMPLEMENTED for that.
+            Self::MethodNotAllowed => GrpcCode::Unimplemented,
             Self::Conflict => GrpcCode::FailedPrecondition,
             Self::PayloadTooLarge | Self::RateLimited => GrpcCode::ResourceExhausted,
             Self::InternalError => GrpcCode::Internal,
@@ -108,5 +114,6 @@ mod tests {
             assert_eq!(ErrorCode::from_reason(c.as_str()), Some(c));
         }
         assert_eq!(ErrorCode::IdempotencyMismatch.http_status().as_u16(), 422);
+        assert_eq!(ErrorCode::MethodNotAllowed.http_status().as_u16(), 405);
     }
 }

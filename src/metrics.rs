@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by route and code, latency histograms, pool
 //! usage, and Meta webhook deliveries processed by outcome. Rendered as text
 //! at `/metrics`.
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -131,10 +132,31 @@ impl Metrics {
     }
 }
 
+/// What the recording middleware needs: the metrics, and the path of every
+/// RPC served. A gRPC request is labelled with its path only when it names
+/// one of those; anything else shares the `not_found` label with unknown
+/// REST routes, so callers cannot mint a series per made-up path.
+#[derive(Clone)]
+pub struct Tracking {
+    metrics: Arc<Metrics>,
+    grpc_methods: Arc<HashSet<String>>,
+}
+
+impl Tracking {
+    pub fn new(metrics: Arc<Metrics>, grpc_methods: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            metrics,
+            grpc_methods: Arc::new(grpc_methods.into_iter().collect()),
+        }
+    }
+}
+
+/// The label of every request that matched no route.
+pub const NOT_FOUND_ROUTE: &str = "not_found";
+
 /// Middleware recording every request.
-pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+pub async fn track(State(t): State<Tracking>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let path = req.uri().path().to_owned();
     let matched = req
         .extensions()
         .get::<MatchedPath>()
@@ -144,11 +166,19 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/grpc"));
+    let grpc_route = is_grpc.then(|| {
+        let path = req.uri().path();
+        if t.grpc_methods.contains(path) {
+            path.to_owned()
+        } else {
+            NOT_FOUND_ROUTE.to_owned()
+        }
+    });
     let resp = next.run(req).await;
     let route = if let Some(label) = resp.extensions().get::<RouteLabel>() {
         label.0.clone()
-    } else if is_grpc {
-        path
+    } else if let Some(route) = grpc_route {
+        route
     } else {
         matched.unwrap_or_else(|| "unmatched".into())
     };
@@ -160,6 +190,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
         Some(grpc) => format!("grpc_{grpc}"),
         None => resp.status().as_u16().to_string(),
     };
-    metrics.observe(route, code, start.elapsed().as_secs_f64());
+    t.metrics
+        .observe(route, code, start.elapsed().as_secs_f64());
     resp
 }

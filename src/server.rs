@@ -274,9 +274,11 @@ fn spawn_workers(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task:
 pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
     let pool = DescriptorPool::decode(pb::DESCRIPTOR)?;
     let (routes, served) = api::grpc_routes(app).await?;
+    let tracking = metrics::Tracking::new(app.metrics.clone(), api::method_paths(&served)?);
     let grpc = routes
         .into_axum_router()
         .reset_fallback()
+        .layer(middleware::from_fn(api::unreadable::rewrite))
         .layer(AuthLayer::new(
             app.store.clone(),
             rest::routes::public_methods(&pool),
@@ -301,9 +303,16 @@ pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .with_state(ops_state);
-    let grpc_web = grpc.layer(tonic_web::GrpcWebLayer::new());
+    let grpc_web = grpc
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(middleware::from_fn(rest::bare_errors::grpc_transport));
     // Meta's webhook: hand-written, it needs the raw body for the signature.
-    let ops = ops.merge(crate::inbound::routes(app));
+    let ops = ops.merge(
+        crate::inbound::routes(app).layer(middleware::from_fn_with_state(
+            crate::inbound::MAX_BODY_BYTES,
+            rest::bare_errors::too_large,
+        )),
+    );
     let ops = match &app.simulator {
         Some(sim) => ops.nest("/sandbox", sim.router()),
         None => ops,
@@ -315,10 +324,7 @@ pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
     Ok(ops
         .merge(grpc_web)
         .fallback(fallback)
-        .layer(middleware::from_fn_with_state(
-            app.metrics.clone(),
-            metrics::track,
-        ))
+        .layer(middleware::from_fn_with_state(tracking, metrics::track))
         .layer(cors(&opts.cors_origins))
         .layer(middleware::from_fn(request_id)))
 }

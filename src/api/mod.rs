@@ -3,12 +3,16 @@
 //! function and maps the result; errors become `Status` in `status.rs`.
 pub mod accounts;
 pub mod api_keys;
+pub mod codec;
 pub mod conversations;
 pub mod convert;
 pub mod messages;
 pub mod phones;
 pub mod status;
+pub mod unreadable;
 pub mod webhooks;
+
+use prost_reflect::DescriptorPool;
 
 use crate::app::App;
 use crate::pb;
@@ -51,6 +55,25 @@ pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, V
     ))
     .await;
     m.finish()
+}
+
+/// The path (`/package.Service/Method`) of every RPC the router from
+/// [`grpc_routes`] serves: the methods of the wagate services `served`, read
+/// from our descriptor set, and those of the standard health and reflection
+/// services, read from theirs. Metrics give only these a label of their own.
+pub fn method_paths(served: &[&str]) -> anyhow::Result<Vec<String>> {
+    let wagate = DescriptorPool::decode(pb::DESCRIPTOR)?;
+    let health = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
+    let reflection = DescriptorPool::decode(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)?;
+    let services = wagate
+        .services()
+        .filter(|s| served.contains(&s.full_name()))
+        .chain(health.services())
+        .chain(reflection.services());
+    Ok(services
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .map(|m| crate::rest::routes::grpc_path(&m))
+        .collect())
 }
 
 /// Mounts services and keeps the health service and the served list in step.

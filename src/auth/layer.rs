@@ -117,16 +117,22 @@ fn reject(code: ErrorCode, message: &str) -> Response<Body> {
     status(code, message, None).into_http()
 }
 
+/// The credentials of `Bearer <token>`. The scheme is case-insensitive
+/// (RFC 9110 §11.1): `Bearer`, `bearer` and `BEARER` are the same.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 async fn authenticate(store: &Store, headers: &http::HeaderMap) -> Result<Principal, Failure> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
         return Err(Failure::Missing);
     };
-    let value = value.to_str().map_err(|_| Failure::Invalid)?.trim();
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .ok_or(Failure::Invalid)?;
+    let value = value.to_str().map_err(|_| Failure::Invalid)?;
+    let token = bearer_token(value).ok_or(Failure::Invalid)?;
     if !keys::looks_like_key(token) {
         return Err(Failure::Invalid);
     }
@@ -146,4 +152,25 @@ async fn authenticate(store: &Store, headers: &http::HeaderMap) -> Result<Princi
         org_id: key.org_id,
         key_id: key.id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer k",
+            "bearer k",
+            "BEARER k",
+            "bEaReR  k ",
+            " Bearer\tk",
+        ] {
+            assert_eq!(bearer_token(v), Some("k"), "{v:?}");
+        }
+        for v in ["Basic k", "Bearer", "Bearer ", "Bearerk", "k"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
+    }
 }

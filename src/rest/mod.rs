@@ -6,6 +6,7 @@
 //! gRPC handler in-process through the same service stack (so authentication
 //! and errors are identical on every protocol) and renders the reply, whose
 //! message already carries the documented envelope.
+pub mod bare_errors;
 pub mod codec;
 pub mod envelope;
 pub mod json;
@@ -25,7 +26,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, Val
 use serde_json::Value as Json;
 
 use crate::error_code::ErrorCode;
-use crate::metrics::RouteLabel;
+use crate::metrics::{NOT_FOUND_ROUTE, RouteLabel};
 use codec::DynCodec;
 use envelope::{error_response, json_response, status_response};
 use json::{JsonError, JsonMapping};
@@ -107,7 +108,7 @@ impl Transcoder {
             Match::Found(route, vars) => (route, vars),
             Match::WrongMethod(allowed) => {
                 let mut resp = error_response(
-                    ErrorCode::NotFound,
+                    ErrorCode::MethodNotAllowed,
                     &format!(
                         "method {} is not allowed on {}",
                         parts.method,
@@ -115,7 +116,6 @@ impl Transcoder {
                     ),
                     None,
                 );
-                *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
                 let allow = allowed
                     .iter()
                     .map(Method::as_str)
@@ -134,11 +134,21 @@ impl Transcoder {
                     &format!("no route for {} {}", parts.method, parts.uri.path()),
                     None,
                 );
-                resp.extensions_mut().insert(RouteLabel("not_found".into()));
+                resp.extensions_mut()
+                    .insert(RouteLabel(NOT_FOUND_ROUTE.into()));
                 return resp;
             }
         };
+        let head = parts.method == Method::HEAD;
         let mut resp = self.call(route, vars, parts, body).await;
+        if head {
+            // HEAD is GET without the body; Content-Length stays the GET's.
+            if let Some(len) = http_body::Body::size_hint(resp.body()).exact() {
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            *resp.body_mut() = Body::empty();
+        }
         resp.extensions_mut().insert(RouteLabel(route.to_string()));
         resp
     }

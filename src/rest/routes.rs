@@ -318,6 +318,10 @@ pub enum Match<'a> {
     NotFound,
 }
 
+/// Matches a request. The path is the resource: when routes of different
+/// specificity match it, only the most specific (a literal where the others
+/// have a variable) counts, so `GET /messages/bulk` is a wrong method on the
+/// bulk resource, not a message whose id is "bulk". HEAD is served by GET.
 pub fn find<'a>(routes: &'a [Route], method: &Method, path: &str) -> Match<'a> {
     let Some(rest) = path.strip_prefix('/') else {
         return Match::NotFound;
@@ -327,17 +331,33 @@ pub fn find<'a>(routes: &'a [Route], method: &Method, path: &str) -> Match<'a> {
     } else {
         rest.split('/').collect()
     };
+    let wanted = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     let mut allowed = Vec::new();
+    let mut best: Option<Vec<u8>> = None;
+    // `routes` is sorted most specific first (see `build`).
     for route in routes {
         let Some(vars) = match_segments(&route.segments, &parts) else {
             continue;
         };
-        if route.method == method {
+        let spec = specificity(&route.segments);
+        match &best {
+            Some(b) if *b != spec => break,
+            Some(_) => {}
+            None => best = Some(spec),
+        }
+        if route.method == wanted {
             return Match::Found(route, vars);
         }
         if !allowed.contains(&route.method) {
             allowed.push(route.method.clone());
         }
+    }
+    if allowed.contains(&Method::GET) {
+        allowed.push(Method::HEAD);
     }
     if allowed.is_empty() {
         Match::NotFound
@@ -426,5 +446,18 @@ mod tests {
             find(&routes, &Method::GET, "/nope"),
             Match::NotFound
         ));
+        // A literal segment names its own resource: no fallback to `{id}`.
+        match find(&routes, &Method::GET, "/messages/bulk") {
+            Match::WrongMethod(allowed) => assert_eq!(allowed, vec![Method::POST]),
+            _ => panic!("expected 405"),
+        }
+        match find(&routes, &Method::HEAD, "/v1/api-keys") {
+            Match::Found(r, _) => assert_eq!(r.rpc.name(), "ListApiKeys"),
+            _ => panic!("HEAD is served by GET"),
+        }
+        match find(&routes, &Method::PUT, "/v1/api-keys") {
+            Match::WrongMethod(allowed) => assert!(allowed.contains(&Method::HEAD)),
+            _ => panic!("expected 405"),
+        }
     }
 }

@@ -19,7 +19,7 @@ async fn unknown_routes_wrong_methods_bad_json_and_big_bodies() {
         .send("PUT", "/v1/api-keys", Some(&key), Some(json!({})), &[])
         .await;
     assert_eq!(r.status, 405);
-    assert_eq!(r.body["error"]["code"], "NOT_FOUND");
+    assert_eq!(r.body["error"]["code"], "METHOD_NOT_ALLOWED");
     let allow = r
         .headers
         .get("allow")
