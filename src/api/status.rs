@@ -29,7 +29,9 @@ impl From<DomainError> for Status {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Validation { field, message } => {
-                status(ErrorCode::ValidationError, &message, Some(&field))
+                // No field: the input at fault is not known (a store backstop).
+                let field = Some(field.as_str()).filter(|f| !f.is_empty());
+                status(ErrorCode::ValidationError, &message, field)
             }
             DomainError::Unauthorized => status(ErrorCode::Unauthorized, &e.to_string(), None),
             DomainError::Forbidden(m) => status(ErrorCode::Forbidden, &m, None),

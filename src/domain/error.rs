@@ -47,6 +47,12 @@ impl From<StoreError> for DomainError {
             StoreError::Unavailable(msg) => {
                 Self::Unavailable(format!("database unavailable: {msg}"))
             }
+            // Which field is unknown here: the domain's own checks name it
+            // for every input they know of; this covers the rest.
+            StoreError::NulCharacter => Self::Validation {
+                field: String::new(),
+                message: "text must not contain NUL characters".into(),
+            },
             other => Self::Internal(anyhow::Error::new(other)),
         }
     }

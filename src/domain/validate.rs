@@ -1,5 +1,6 @@
 //! Input validation into domain values. Every error names the field as the
 //! client spelled it (lowerCamelCase).
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{DomainError, DomainResult};
@@ -9,6 +10,7 @@ pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 100;
 
 pub fn required_text(field: &str, value: &str, max_chars: usize) -> DomainResult<String> {
+    no_nul(field, value)?;
     let v = value.trim();
     if v.is_empty() {
         return Err(DomainError::validation(
@@ -23,6 +25,49 @@ pub fn required_text(field: &str, value: &str, max_chars: usize) -> DomainResult
         ));
     }
     Ok(v.to_owned())
+}
+
+/// PostgreSQL stores no U+0000 in text or jsonb: a string that will be
+/// stored is refused here, naming its field, instead of failing the write.
+pub fn no_nul(field: &str, value: &str) -> DomainResult<()> {
+    if value.contains('\0') {
+        return Err(DomainError::validation(
+            field,
+            format!("{field} must not contain NUL characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// [`no_nul`] over every string and key of a JSON value sent as `field`;
+/// the error names the path inside it (`contacts[0].name.formatted_name`).
+pub fn no_nul_in_json(field: &str, value: &Value) -> DomainResult<()> {
+    // Paths are only spelled out for a value that has a NUL somewhere.
+    if !has_nul(value) {
+        return Ok(());
+    }
+    match value {
+        Value::String(s) => no_nul(field, s),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| no_nul_in_json(&format!("{field}[{i}]"), v)),
+        Value::Object(o) => o.iter().try_for_each(|(k, v)| {
+            // A key with a NUL has no printable path of its own.
+            no_nul(field, k)?;
+            no_nul_in_json(&format!("{field}.{k}"), v)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 pub fn email(value: &str) -> DomainResult<String> {
@@ -106,6 +151,20 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn nul_characters_are_refused_by_field() {
+        let err = required_text("name", "a\0b", 100).unwrap_err();
+        assert_eq!(err.to_string(), "name must not contain NUL characters");
+        let v =
+            serde_json::json!({"name": {"formatted_name": "A"}, "phones": [{"phone": "1\u{0}"}]});
+        let err = no_nul_in_json("contacts[0]", &v).unwrap_err();
+        assert!(
+            matches!(err, DomainError::Validation { ref field, .. } if field == "contacts[0].phones[0].phone"),
+            "{err:?}"
+        );
+        assert!(no_nul_in_json("text", &serde_json::json!({"body": "fine"})).is_ok());
     }
 
     #[test]

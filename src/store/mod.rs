@@ -48,6 +48,11 @@ pub enum StoreError {
     /// A unique constraint rejected the write; carries the constraint name.
     #[error("duplicate value for {0}")]
     Duplicate(String),
+    /// PostgreSQL refused a NUL character (U+0000) in a text or jsonb value
+    /// (SQLSTATE 22021 or 22P05). The caller's input, not the database, is
+    /// at fault; the domain validates strings first, this is the backstop.
+    #[error("a text value contains a NUL character")]
+    NulCharacter,
     #[error(transparent)]
     Query(DieselError),
     #[error("migrations failed: {0}")]
@@ -63,9 +68,27 @@ impl From<DieselError> for StoreError {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_owned())
             }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if nul_character(info.message(), info.details()) =>
+            {
+                StoreError::NulCharacter
+            }
             other => StoreError::Query(other),
         }
     }
+}
+
+/// Whether PostgreSQL refused a NUL character: 22021 ("invalid byte sequence
+/// for encoding \"UTF8\": 0x00", a text parameter) or 22P05 ("unsupported
+/// Unicode escape sequence", detail "\u0000 cannot be converted to text.",
+/// jsonb). diesel-async keeps only the message and detail of a database
+/// error, not its SQLSTATE, so these are recognised by their wording: the
+/// server's English one (the embedded cluster is initialised with
+/// `--no-locale`; a server with translated messages only loses the backstop).
+fn nul_character(message: &str, details: Option<&str>) -> bool {
+    (message.starts_with("invalid byte sequence for encoding") && message.ends_with("0x00"))
+        || (message.starts_with("unsupported Unicode escape sequence")
+            && details.is_some_and(|d| d.contains("\\u0000")))
 }
 
 impl From<PoolError> for StoreError {

@@ -19,4 +19,6 @@ mod outbound_faults;
 mod outgoing_webhooks;
 mod phones;
 mod readme;
+mod send_input_hardening;
 mod transcoder;
+mod transport_hardening;

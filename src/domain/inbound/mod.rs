@@ -60,12 +60,48 @@ const OBJECT: &str = "whatsapp_business_account";
 
 /// Parses a signed body; `Err` says why it is unparseable.
 pub fn parse(body: &[u8]) -> Result<WebhookPayload, String> {
-    let payload =
-        WebhookPayload::from_slice(body).map_err(|e| format!("not a webhook payload: {e}"))?;
+    let payload = if has_nul_escape(body) {
+        without_nul(body)
+    } else {
+        WebhookPayload::from_slice(body)
+    }
+    .map_err(|e| format!("not a webhook payload: {e}"))?;
     if payload.object != OBJECT {
         return Err(format!("object is {:?}, not {OBJECT:?}", payload.object));
     }
     Ok(payload)
+}
+
+/// Whether the body may carry a NUL character: JSON can only spell it as
+/// the escape `\u0000` (a raw NUL byte is not valid JSON).
+fn has_nul_escape(body: &[u8]) -> bool {
+    body.windows(6).any(|w| w == br"\u0000")
+}
+
+/// A body whose strings may hold NUL characters, which PostgreSQL cannot
+/// store in text or jsonb (a customer can type one): each becomes U+FFFD,
+/// so the message is stored instead of failing on every retry.
+fn without_nul(body: &[u8]) -> serde_json::Result<WebhookPayload> {
+    fn scrub(v: &mut serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+            Value::Array(items) => items.iter_mut().for_each(scrub),
+            Value::Object(o) => {
+                if o.keys().any(|k| k.contains('\0')) {
+                    *o = std::mem::take(o)
+                        .into_iter()
+                        .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), v))
+                        .collect();
+                }
+                o.values_mut().for_each(scrub);
+            }
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body)?;
+    scrub(&mut value);
+    serde_json::from_value(value)
 }
 
 /// What a delivery named that nobody owns (empty when fully routed).

@@ -3,13 +3,15 @@
 //! field as the client sent it (`text`, `image.link`, `messages[3].to`).
 use serde_json::{Map, Value, json};
 use wagate_meta::contact::ContactCard;
+use wagate_meta::graph::messages::interactive::{ButtonsAction, CtaUrlAction, ListAction};
 use wagate_meta::graph::messages::{
     Interactive, Location, MediaObject, MessagePayload, Recipient as GraphRecipient, SendMessage,
     Template, Text,
 };
 
+use super::decode::typed;
 use crate::domain::identity::Recipient;
-use crate::domain::{DomainError, DomainResult};
+use crate::domain::{DomainError, DomainResult, validate};
 
 pub const TEXT_MAX: usize = 4096;
 pub const CAPTION_MAX: usize = 1024;
@@ -23,10 +25,12 @@ pub struct MediaIn {
     pub voice: Option<bool>,
 }
 
+/// Coordinates are optional here so that a missing one is refused, not
+/// sent as 0 (proto3 `optional double`; REST omits or nulls them).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LocationIn {
-    pub latitude: f64,
-    pub longitude: f64,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
     pub name: Option<String>,
     pub address: Option<String>,
 }
@@ -98,6 +102,7 @@ pub fn build(input: &OutboundInput, prefix: &str) -> DomainResult<Built> {
     let field = |name: &str| format!("{prefix}{name}");
     let invalid = |name: &str, msg: String| DomainError::validation(&field(name), msg);
 
+    storable(input, prefix)?;
     let recipient =
         Recipient::parse(&input.to).map_err(|m| invalid("to", m.replace("to", &field("to"))))?;
     let present: Vec<&str> = TYPES
@@ -179,6 +184,105 @@ pub fn build(input: &OutboundInput, prefix: &str) -> DomainResult<Built> {
         graph: SendMessage::new(graph_recipient, payload),
         content,
     })
+}
+
+/// Every string the send carries, by the name the client gave it: each is
+/// stored (the message, its Graph request), and PostgreSQL refuses NUL
+/// characters. Checked up front so the client learns which field, and so
+/// one bad message never fails a write it shares with others (bulk, the
+/// coalescing writer). Destructured so a new field cannot be forgotten.
+fn storable(input: &OutboundInput, prefix: &str) -> DomainResult<()> {
+    let OutboundInput {
+        to,
+        kind,
+        text,
+        image,
+        video,
+        audio,
+        document,
+        sticker,
+        location,
+        contacts,
+        interactive,
+        template,
+        reaction,
+        reply_to,
+        send_at: _,
+        dry_run: _,
+        phone_id,
+    } = input;
+    // Names are (payload, field): spelled out only for an error.
+    let mut strings: Vec<((&str, &str), Option<&String>)> = vec![
+        (("to", ""), Some(to)),
+        (("type", ""), kind.as_ref()),
+        (("replyTo", ""), reply_to.as_ref()),
+        (("phoneId", ""), phone_id.as_ref()),
+    ];
+    for (name, media) in [
+        ("image", image),
+        ("video", video),
+        ("audio", audio),
+        ("document", document),
+        ("sticker", sticker),
+    ] {
+        if let Some(MediaIn {
+            id,
+            link,
+            caption,
+            filename,
+            voice: _,
+        }) = media
+        {
+            strings.push(((name, "id"), id.as_ref()));
+            strings.push(((name, "link"), link.as_ref()));
+            strings.push(((name, "caption"), caption.as_ref()));
+            strings.push(((name, "filename"), filename.as_ref()));
+        }
+    }
+    if let Some(LocationIn {
+        latitude: _,
+        longitude: _,
+        name,
+        address,
+    }) = location
+    {
+        strings.push((("location", "name"), name.as_ref()));
+        strings.push((("location", "address"), address.as_ref()));
+    }
+    let mut json: Vec<((&str, &str), Option<&Value>)> = vec![
+        (("text", ""), text.as_ref()),
+        (("contacts", ""), contacts.as_ref()),
+        (("interactive", ""), interactive.as_ref()),
+    ];
+    if let Some(TemplateIn {
+        name,
+        language,
+        components,
+    }) = template
+    {
+        strings.push((("template", "name"), Some(name)));
+        json.push((("template", "language"), language.as_ref()));
+        json.push((("template", "components"), components.as_ref()));
+    }
+    if let Some(ReactionIn { message_id, emoji }) = reaction {
+        strings.push((("reaction", "messageId"), Some(message_id)));
+        strings.push((("reaction", "emoji"), Some(emoji)));
+    }
+    let spell = |(payload, name): (&str, &str)| match name {
+        "" => format!("{prefix}{payload}"),
+        _ => format!("{prefix}{payload}.{name}"),
+    };
+    for (name, value) in strings {
+        if let Some(v) = value.filter(|v| v.contains('\0')) {
+            validate::no_nul(&spell(name), v)?;
+        }
+    }
+    for (name, value) in json {
+        if let Some(v) = value {
+            validate::no_nul_in_json(&spell(name), v)?;
+        }
+    }
+    Ok(())
 }
 
 fn missing(field: &str) -> DomainError {
@@ -350,21 +454,31 @@ fn media_payload(
 
 fn location(l: Option<&LocationIn>, field: &str) -> DomainResult<(MessagePayload, Value)> {
     let l = l.ok_or_else(|| missing(field))?;
-    if !(-90.0..=90.0).contains(&l.latitude) {
+    let coordinate = |name: &str, value: Option<f64>| {
+        value.ok_or_else(|| {
+            DomainError::validation(
+                &format!("{field}.{name}"),
+                format!("{field}.{name} is required"),
+            )
+        })
+    };
+    let latitude = coordinate("latitude", l.latitude)?;
+    let longitude = coordinate("longitude", l.longitude)?;
+    if !(-90.0..=90.0).contains(&latitude) {
         return Err(DomainError::validation(
             &format!("{field}.latitude"),
             format!("{field}.latitude must be between -90 and 90"),
         ));
     }
-    if !(-180.0..=180.0).contains(&l.longitude) {
+    if !(-180.0..=180.0).contains(&longitude) {
         return Err(DomainError::validation(
             &format!("{field}.longitude"),
             format!("{field}.longitude must be between -180 and 180"),
         ));
     }
     let loc = Location {
-        latitude: l.latitude,
-        longitude: l.longitude,
+        latitude,
+        longitude,
         name: l.name.clone().filter(|s| !s.is_empty()),
         address: l.address.clone().filter(|s| !s.is_empty()),
     };
@@ -401,8 +515,7 @@ fn contacts(v: Option<&Value>, field: &str) -> DomainResult<(MessagePayload, Val
                     format!("{f}.name.formatted_name is required"),
                 ));
             }
-            serde_json::from_value::<ContactCard>(c.clone())
-                .map_err(|e| DomainError::validation(&f, format!("{f}: {e}")))
+            typed::<ContactCard>(c, &f)
         })
         .collect::<DomainResult<Vec<_>>>()?;
     Ok((MessagePayload::contacts(cards), json!({ "contacts": v })))
@@ -603,8 +716,18 @@ fn interactive(v: Option<&Value>, field: &str) -> DomainResult<(MessagePayload, 
         }
         _ => {}
     }
-    let parsed: Interactive = serde_json::from_value(v.clone())
-        .map_err(|e| DomainError::validation(field, format!("{field}: {e}")))?;
+    // The action on its own first: inside the whole object serde cannot
+    // tell where an error is (the action sits in a flattened enum).
+    if let Some(action) = v.get("action") {
+        let at = sub("action");
+        match kind {
+            "button" => drop(typed::<ButtonsAction>(action, &at)?),
+            "list" => drop(typed::<ListAction>(action, &at)?),
+            "cta_url" => drop(typed::<CtaUrlAction>(action, &at)?),
+            _ => {}
+        }
+    }
+    let parsed: Interactive = typed(v, field)?;
     Ok((MessagePayload::interactive(parsed), v.clone()))
 }
 
@@ -651,11 +774,8 @@ fn template(t: Option<&TemplateIn>, field: &str) -> DomainResult<(MessagePayload
             ));
         };
         for (i, item) in items.iter().enumerate() {
-            let f = format!("{field}.components[{i}]");
-            tpl.components.push(
-                serde_json::from_value(item.clone())
-                    .map_err(|e| DomainError::validation(&f, format!("{f}: {e}")))?,
-            );
+            tpl.components
+                .push(typed(item, &format!("{field}.components[{i}]"))?);
         }
     }
     let content = json!({"name": tpl.name, "language": tpl.language.code, "components": t.components.clone().unwrap_or(json!([]))});

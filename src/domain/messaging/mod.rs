@@ -1,4 +1,5 @@
 //! Outbound messaging: validation into the exact Graph request, accepting
 //! sends (durably, idempotently), and the lifecycle actions on them.
 pub mod build;
+mod decode;
 pub mod send;

@@ -68,6 +68,8 @@ pub struct ReplayInput {
 
 /// An absolute http(s) URL of a host wagate may send to.
 pub async fn validate_url(value: &str, allow_private: bool) -> DomainResult<String> {
+    // The URL is stored as given (the parser would accept a NUL in its path).
+    validate::no_nul("url", value)?;
     let url = ssrf::parse_url(value).map_err(|r| DomainError::validation("url", r.0))?;
     ssrf::check_resolved(&url, allow_private)
         .await
@@ -129,6 +131,7 @@ pub fn validate_secret(field: &str, secret: &str) -> DomainResult<String> {
 }
 
 fn validate_description(value: &str) -> DomainResult<Option<String>> {
+    validate::no_nul("description", value)?;
     let v = value.trim();
     if v.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(DomainError::validation(
