@@ -34,10 +34,17 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub type Conn = Object<AsyncPgConnection>;
 
 /// The id of a row written on a hot path (messages, contacts,
-/// conversations, events): time-ordered (UUIDv7), so each insert lands at
-/// the right edge of its primary-key index instead of on a random page.
+/// conversations, events). The contract's ids are version-4 UUIDs; these
+/// are laid out as UUIDv7 is (the creation time in milliseconds first, then
+/// 74 bits drawn at random, partly as a counter so ids made in one
+/// millisecond keep their order) and marked version 4. Time-ordered, each
+/// insert lands at the right edge of its primary-key index instead of on a
+/// random page; marked v4, clients that check the version accept them.
 pub fn new_id() -> uuid::Uuid {
-    uuid::Uuid::now_v7()
+    let mut bytes = uuid::Uuid::now_v7().into_bytes();
+    // The version is the high nibble of byte 6; the variant stays RFC 9562's.
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    uuid::Uuid::from_bytes(bytes)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,5 +244,20 @@ impl Store {
     pub fn pool_status(&self) -> (usize, usize, usize) {
         let s = self.pool.status();
         (s.size, s.available, s.max_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_id;
+
+    #[test]
+    fn hot_path_ids_are_version_4_and_in_creation_order() {
+        let ids: Vec<uuid::Uuid> = (0..2000).map(|_| new_id()).collect();
+        for id in &ids {
+            assert_eq!(id.get_version_num(), 4, "{id}");
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids keep their order");
     }
 }

@@ -107,7 +107,11 @@ async fn the_seed_examples_work_verbatim_and_reach_read_with_a_full_timeline() {
     );
     let m = &r.body["data"];
     let id = m["id"].as_str().expect("id").to_owned();
-    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{m}");
+    // Internal ids are UUID v4 (the seeds' "Names and formats").
+    for field in ["id", "conversationId", "contactId"] {
+        let v = uuid::Uuid::parse_str(m[field].as_str().unwrap_or_default());
+        assert_eq!(v.map(|u| u.get_version_num()).ok(), Some(4), "{field}: {m}");
+    }
     assert_eq!(m["status"], "queued");
     assert!(m["wamid"].is_null(), "no wamid before Meta accepts: {m}");
     assert_eq!(m["direction"], "outbound");
