@@ -34,6 +34,9 @@ pub async fn open_database(prefix: &str, pool_size: usize) -> anyhow::Result<Ben
         pool_size,
     })
     .await?;
+    if std::env::var_os("DATABASE_URL").is_none() {
+        let _ = CLUSTER.set(dir.path().to_path_buf());
+    }
     Ok(BenchDb { db, dir })
 }
 
@@ -56,10 +59,16 @@ pub fn server_options(
     }
 }
 
+/// The data directory of the embedded cluster this run started, when it
+/// started one: CPU is counted for that cluster alone.
+static CLUSTER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// CPU time used so far by this process (server and load generator), by
-/// its ended child processes (pgbench), and by every PostgreSQL process on
-/// the machine, ended ones included, in seconds. Read from /proc (Linux), whose counters are in
-/// USER_HZ ticks, 100 a second.
+/// its ended child processes (pgbench), and by the run's PostgreSQL, ended
+/// processes included, in seconds: the postmaster of the run's embedded
+/// cluster and its children (every local cluster's, when the run uses
+/// DATABASE_URL). Read from /proc (Linux), whose counters are in USER_HZ
+/// ticks, 100 a second.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTimes {
     pub process: f64,
@@ -69,20 +78,37 @@ pub struct CpuTimes {
 
 impl CpuTimes {
     pub fn now() -> Self {
-        let mut postgres = 0.0;
+        let mut procs = Vec::new();
         if let Ok(dir) = std::fs::read_dir("/proc") {
             for entry in dir.flatten() {
                 let path = entry.path();
                 let is_pg = std::fs::read_to_string(path.join("comm"))
                     .is_ok_and(|comm| comm.trim_end() == "postgres");
-                if is_pg {
-                    // A backend or autovacuum worker that ended (pgbench's
-                    // connections, for one) is counted in the postmaster's
-                    // children times once reaped; live processes' own
-                    // children times are zero.
-                    let t = stat_fields(&path.join("stat"));
-                    postgres += t.utime + t.stime + t.cutime + t.cstime;
+                let pid = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok());
+                if let (true, Some(pid)) = (is_pg, pid) {
+                    procs.push((pid, path.clone(), stat_fields(&path.join("stat"))));
                 }
+            }
+        }
+        let is_pg = |pid: u32| procs.iter().any(|(p, _, _)| *p == pid);
+        let postmasters: Vec<u32> = procs
+            .iter()
+            .filter(|(_, path, t)| match CLUSTER.get() {
+                Some(data) => std::fs::read(path.join("cmdline")).is_ok_and(|cmd| {
+                    String::from_utf8_lossy(&cmd).contains(&*data.to_string_lossy())
+                }),
+                None => !is_pg(t.ppid),
+            })
+            .map(|(pid, _, _)| *pid)
+            .collect();
+        let mut postgres = 0.0;
+        for (pid, _, t) in &procs {
+            if postmasters.contains(pid) {
+                // Backends and workers that ended (pgbench's connections,
+                // autovacuum's workers) are in its children times once reaped.
+                postgres += t.utime + t.stime + t.cutime + t.cstime;
+            } else if postmasters.contains(&t.ppid) {
+                postgres += t.utime + t.stime;
             }
         }
         let own = stat_fields(std::path::Path::new("/proc/self/stat"));
@@ -104,6 +130,7 @@ impl CpuTimes {
 }
 
 struct StatTimes {
+    ppid: u32,
     utime: f64,
     stime: f64,
     cutime: f64,
@@ -130,6 +157,8 @@ fn stat_fields(stat: &std::path::Path) -> StatTimes {
             / 100.0
     };
     StatTimes {
+        // The parent's pid is field 4.
+        ppid: fields.get(4 - 3).and_then(|v| v.parse().ok()).unwrap_or(0),
         utime: secs(14),
         stime: secs(15),
         cutime: secs(16),
