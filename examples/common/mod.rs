@@ -84,7 +84,10 @@ impl CpuTimes {
                 let path = entry.path();
                 let is_pg = std::fs::read_to_string(path.join("comm"))
                     .is_ok_and(|comm| comm.trim_end() == "postgres");
-                let pid = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok());
+                let pid = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|p| p.parse::<u32>().ok());
                 if let (true, Some(pid)) = (is_pg, pid) {
                     procs.push((pid, path.clone(), stat_fields(&path.join("stat"))));
                 }

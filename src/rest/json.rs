@@ -222,7 +222,7 @@ impl JsonMapping {
             }
             return match (field.name(), &*msg.get_field(&field)) {
                 ("null_value", _) => Json::Null,
-                ("number_value", Value::F64(f)) => float_to_json(*f),
+                ("number_value", Value::F64(f)) => struct_number_to_json(*f),
                 ("string_value", Value::String(s)) => Json::String(s.clone()),
                 ("bool_value", Value::Bool(b)) => Json::Bool(*b),
                 ("struct_value", Value::Message(m)) => self.struct_to_json(m),
@@ -595,6 +595,20 @@ fn float_to_json(f: f64) -> Json {
     Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
 }
 
+/// A number inside a `Struct` (a stored payload passed through, such as
+/// Meta's webhook objects or a message's content): a double on the wire,
+/// but written back as the integer it was when it is one that a double
+/// holds exactly. Otherwise ids such as Meta's `message_template_id` came
+/// out as `1.040946744124327e15`, and counts as `3.0`.
+fn struct_number_to_json(f: f64) -> Json {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if f.fract() == 0.0 && f.abs() <= EXACT {
+        // Exact: an integral double within 2^53 converts without loss.
+        return Json::Number(Number::from(f as i64));
+    }
+    float_to_json(f)
+}
+
 fn map_key_to_string(k: &MapKey) -> String {
     match k {
         MapKey::Bool(b) => b.to_string(),
@@ -760,5 +774,18 @@ mod tests {
         assert_eq!(err.field, "limit");
         let err = mapping.set_from_text(&mut msg, "nope", "1").unwrap_err();
         assert!(err.message.contains("unknown parameter"));
+    }
+
+    #[test]
+    fn integral_struct_numbers_stay_integers() {
+        assert_eq!(
+            struct_number_to_json(1_040_946_744_124_327.0).to_string(),
+            "1040946744124327"
+        );
+        assert_eq!(struct_number_to_json(3.0).to_string(), "3");
+        assert_eq!(struct_number_to_json(-40.0).to_string(), "-40");
+        assert_eq!(struct_number_to_json(10.5).to_string(), "10.5");
+        // Beyond 2^53 a double is not an exact integer: written as it is.
+        assert_eq!(struct_number_to_json(1e20).to_string(), "1e+20");
     }
 }

@@ -1386,6 +1386,31 @@ async fn every_meta_webhook_sample_produces_its_records() {
         updates["data"][0]["value"]["event"].is_string(),
         "{updates}"
     );
+    // Meta's objects come back over REST as they were kept, numbers
+    // included: a template id is an integer, not 1.04e15.
+    let (st, templates) = s
+        .rest()
+        .get(
+            &format!("/v1/wabas/{waba_id}/updates?field=message_template_status_update&limit=100"),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(st, 200, "{templates}");
+    let listed = templates["data"].as_array().cloned().unwrap_or_default();
+    assert!(!listed.is_empty(), "{templates}");
+    for u in &listed {
+        let kept = rows(
+            &s,
+            &format!(
+                "SELECT value FROM waba_updates WHERE id = {}::uuid",
+                lit(u["id"].as_str().unwrap_or_default())
+            ),
+        )
+        .await;
+        assert_eq!(kept.len(), 1, "{u}");
+        assert_eq!(u["value"], kept[0]["value"], "verbatim over REST");
+        assert!(u["value"]["message_template_id"].is_u64(), "{u}");
+    }
     assert!(bsuid_only >= 1, "at least one BSUID-only sample");
     for k in [
         "message", "echo", "status", "notice", "template", "phone", "account", "other",
