@@ -26,8 +26,11 @@ fn idempotency_key<T>(req: &Request<T>) -> Result<Option<String>, Status> {
     match req.metadata().get("idempotency-key") {
         None => Ok(None),
         Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| {
-            DomainError::validation("Idempotency-Key", "Idempotency-Key must be printable ASCII")
-                .into()
+            DomainError::validation(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters, without spaces",
+            )
+            .into()
         }),
     }
 }

@@ -376,15 +376,27 @@ fn jitter(secs: f64) -> Duration {
 }
 
 /// Meta's error as recorded on the message.
+/// Meta's message without its leading "(#code) ".
+fn without_code(message: &str) -> &str {
+    message
+        .strip_prefix("(#")
+        .and_then(|rest| rest.split_once(") "))
+        .filter(|(code, _)| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(message, |(_, text)| text)
+}
+
 pub fn failure_of(e: &GraphError) -> MetaFailure {
     match e {
         GraphError::Api(api) => {
             let b = &api.error;
+            // A send's answer has no title, only a message prefixed with
+            // its code ("(#131026) Message undeliverable"); the status
+            // webhook's title for the same error has no prefix.
             let title = b
                 .error_user_title
                 .clone()
                 .or_else(|| b.title.clone())
-                .or_else(|| b.message.clone());
+                .or_else(|| b.message.as_deref().map(without_code).map(str::to_owned));
             let details = api.details().map(str::to_owned);
             let message = match (&b.message, &details) {
                 (Some(m), Some(d)) => format!("{m}: {d}"),
@@ -485,6 +497,37 @@ async fn write(app: &App, batch: &[Done]) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use wagate_meta::graph::GraphError;
+    use wagate_meta::graph::error::{ErrorBody, MetaApiError};
+
+    #[test]
+    fn a_send_errors_title_is_the_webhooks_title() {
+        // Meta's answer to a send, as the Graph API gives it.
+        let error: ErrorBody = serde_json::from_value(serde_json::json!({
+            "message": "(#131026) Message undeliverable",
+            "type": "OAuthException",
+            "code": 131026,
+            "error_data": {"messaging_product": "whatsapp", "details": "Message Undeliverable."},
+            "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam"
+        }))
+        .expect("error body");
+        let failure = super::failure_of(&GraphError::Api(Box::new(MetaApiError {
+            status: 400,
+            error,
+            regain_access_after: None,
+        })));
+        assert_eq!(failure.title.as_deref(), Some("Message undeliverable"));
+        assert_eq!(failure.code, Some(131026));
+        assert!(
+            failure
+                .message
+                .starts_with("(#131026) Message undeliverable")
+        );
+        for kept in ["(#) x", "(#12a) x", "Rate limit hit", "(#131026)"] {
+            assert_eq!(super::without_code(kept), kept);
+        }
+    }
+
     #[test]
     fn backoff_doubles_within_jitter_and_caps() {
         for attempt in 1..15 {

@@ -1562,6 +1562,18 @@ async fn bulk_needs_a_paid_plan_queues_valid_items_in_one_batch_and_reports_the_
     .await;
     assert_error(r.status, &r.body, 400, "VALIDATION_ERROR", Some("messages"));
     assert_eq!(total(&s, &org).await, 0);
+    // The request's phone is not this organization's: one 404 for the
+    // request, nothing queued.
+    let r = post(
+        &s,
+        &org.key,
+        "/messages/bulk",
+        json!({"phoneId": uuid::Uuid::new_v4(), "messages": [item(1), item(2)]}),
+        &[],
+    )
+    .await;
+    assert_error(r.status, &r.body, 404, "NOT_FOUND", None);
+    assert_eq!(total(&s, &org).await, 0);
 
     // Valid and invalid items mixed.
     let mixed = json!({"messages": [

@@ -192,6 +192,17 @@ pub async fn send_bulk(
         Some(p) => Some(validate::uuid("phoneId", p)?),
         None => None,
     };
+    // The request's phone is the request's: unknown (or another
+    // organization's), the request is refused once, not item by item.
+    if let Some(p) = default_phone
+        && app
+            .store
+            .sending_phone(ctx.org_id, Some(p))
+            .await?
+            .is_none()
+    {
+        return Err(DomainError::NotFound("phone"));
+    }
     // Only a keyed request is compared with an earlier one.
     let keyed = match &ctx.idempotency_key {
         Some(key) => Some((
@@ -336,7 +347,7 @@ fn idempotency_key(key: &str) -> DomainResult<String> {
     if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| (0x21..0x7f).contains(&b)) {
         return Err(DomainError::validation(
             "Idempotency-Key",
-            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters, without spaces",
         ));
     }
     Ok(k.to_owned())
