@@ -322,12 +322,11 @@ async fn classify(
     if !class.is_retryable() {
         return Outcome::Failed(failure);
     }
-    if msg.attempts >= max_attempts {
+    // Attempts within the current budget (a manual retry starts a new one).
+    let tried = msg.attempts - msg.attempts_before_retry;
+    if tried >= max_attempts {
         return Outcome::Failed(MetaFailure {
-            message: format!(
-                "gave up after {} attempts: {}",
-                msg.attempts, failure.message
-            ),
+            message: format!("gave up after {tried} attempts: {}", failure.message),
             ..failure
         });
     }
@@ -335,7 +334,7 @@ async fn classify(
     let at = match class {
         ErrorClass::ThrottlePair => {
             // Meta's advice for 131056: wait 4^x seconds; only this recipient waits.
-            let secs = 4f64.powi((msg.attempts - 1).clamp(0, 5)).clamp(6.0, 300.0);
+            let secs = 4f64.powi((tried - 1).clamp(0, 5)).clamp(6.0, 300.0);
             let at = now + jitter(secs);
             if let Some(r) = &msg.recipient
                 && let Err(err) = app
@@ -360,7 +359,7 @@ async fn classify(
             }
             at
         }
-        _ => now + backoff(msg.attempts),
+        _ => now + backoff(tried),
     };
     Outcome::Retry { at, failure }
 }

@@ -323,7 +323,8 @@ pub async fn record_outcomes(
     if !released.is_empty() {
         // Not attempted: the attempt is handed back with the message.
         CachedSql::new(
-            "UPDATE messages m SET status = CASE WHEN m.attempts > 1 THEN 'retrying' ELSE 'queued' END,
+            "UPDATE messages m SET status = CASE WHEN m.attempts - m.attempts_before_retry > 1
+                                            THEN 'retrying' ELSE 'queued' END,
                     attempts = m.attempts - 1, next_attempt_at = $3, lease_until = NULL,
                     lease_token = NULL, updated_at = $3
                FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)

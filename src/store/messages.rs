@@ -17,7 +17,8 @@ macro_rules! message_columns {
          m.type AS kind, m.content, m.payload, m.status, m.recipient, m.wamid, m.batch_id, \
          m.send_at, m.next_attempt_at, m.attempts, m.lease_until, m.lease_token, \
          m.unknown_since, m.unknown_reason, m.error_code, m.error_title, m.error_details, \
-         m.error_message, m.pricing, m.warnings, m.meta_timestamp, m.created_at, m.updated_at"
+         m.error_message, m.pricing, m.warnings, m.meta_timestamp, m.created_at, m.updated_at, \
+         m.attempts_before_retry"
     };
 }
 pub(crate) use message_columns;
@@ -54,6 +55,10 @@ pub struct MessageRow {
     pub meta_timestamp: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// `attempts` when the latest manual retry gave the message a fresh
+    /// budget (0 before any): the dispatcher's bound counts from here, the
+    /// timeline's attempt numbers go on.
+    pub attempts_before_retry: i32,
 }
 
 #[derive(QueryableByName)]
@@ -180,6 +185,7 @@ impl MessageRow {
             meta_timestamp: None,
             created_at,
             updated_at: created_at,
+            attempts_before_retry: 0,
         }
     }
 

@@ -769,8 +769,13 @@ impl Store {
                 .set((
                     messages::status.eq(to),
                     messages::next_attempt_at.eq(next_attempt_at),
-                    // A retry gets a fresh attempt budget; the timeline keeps the old attempts.
-                    messages::attempts.eq(if requeue { 0 } else { current.attempts }),
+                    // A retry gets a fresh attempt budget from here; the
+                    // attempts (and the timeline's numbers) go on.
+                    messages::attempts_before_retry.eq(if requeue {
+                        current.attempts
+                    } else {
+                        current.attempts_before_retry
+                    }),
                     messages::error_code.eq(None::<i64>),
                     messages::error_title.eq(None::<String>),
                     messages::error_details.eq(None::<String>),

@@ -192,6 +192,7 @@ diesel::table! {
         meta_timestamp -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        attempts_before_retry -> Int4,
     }
 }
 

@@ -346,6 +346,15 @@ async fn a_message_that_gave_up_on_5xx_gets_a_fresh_retry_budget_when_retried() 
         "one transient 503 after a manual retry is retried, not final: {m}"
     );
     assert_eq!(sends_of(sim, &id).len(), 4);
+    // Attempts are counted across the retry, and the timeline numbers them
+    // 1 to 4 (they were 1, 2, then 1, 2 again).
+    let m = get_message(&s.base, &org.key, &id).await;
+    assert_eq!(m["attempts"], 4, "{m}");
+    let numbers: Vec<i64> = entries(&m, "processing")
+        .iter()
+        .filter_map(|e| e["attempt"].as_i64())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4], "{m}");
     s.stop().await;
 }
 

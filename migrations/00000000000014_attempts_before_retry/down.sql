@@ -1,0 +1,1 @@
+ALTER TABLE messages DROP COLUMN attempts_before_retry;
