@@ -72,8 +72,12 @@ impl JsonMapping {
                         .unwrap_or(v.name())
                         .to_ascii_lowercase()
                 });
-                from.insert(v.name().to_owned(), v.number());
-                from.insert(spelled.clone(), v.number());
+                // The zero `*_UNSPECIFIED` value means "not given": a client
+                // cannot name it (`?status=unspecified` listed every status).
+                if !is_unspecified(&v) {
+                    from.insert(v.name().to_owned(), v.number());
+                    from.insert(spelled.clone(), v.number());
+                }
                 to.insert(v.number(), spelled);
             }
             mapping.to_json.insert(e.full_name().to_owned(), to);
@@ -85,10 +89,7 @@ impl JsonMapping {
     /// The documented spelling of an enum value, `None` for the zero
     /// `*_UNSPECIFIED` value (rendered as `null`).
     pub fn enum_to_json(&self, e: &EnumDescriptor, number: i32) -> Option<String> {
-        if number == 0
-            && e.get_value(0)
-                .is_some_and(|v| v.name().ends_with("_UNSPECIFIED"))
-        {
+        if e.get_value(number).is_some_and(|v| is_unspecified(&v)) {
             return None;
         }
         self.to_json
@@ -100,7 +101,7 @@ impl JsonMapping {
     /// Documented spellings of an enum's values (for OpenAPI), zero excluded.
     pub fn enum_spellings(&self, e: &EnumDescriptor) -> Vec<String> {
         e.values()
-            .filter(|v| v.number() != 0 || !v.name().ends_with("_UNSPECIFIED"))
+            .filter(|v| !is_unspecified(v))
             .filter_map(|v| self.enum_to_json(e, v.number()))
             .collect()
     }
@@ -376,7 +377,7 @@ impl JsonMapping {
                 Json::Number(n) => Value::EnumNumber(
                     n.as_i64()
                         .and_then(|n| i32::try_from(n).ok())
-                        .filter(|n| e.get_value(*n).is_some())
+                        .filter(|n| e.get_value(*n).is_some_and(|v| !is_unspecified(&v)))
                         .ok_or_else(|| JsonError::at(path, "unknown enum value"))?,
                 ),
                 _ => return Err(JsonError::at(path, "expected a string")),
@@ -589,6 +590,11 @@ fn float_from_json(json: &Json, path: &str) -> Result<f64, JsonError> {
         _ => None,
     }
     .ok_or_else(|| JsonError::at(path, "expected a number"))
+}
+
+/// The zero `*_UNSPECIFIED` value of an enum: proto3's "not set".
+fn is_unspecified(v: &prost_reflect::EnumValueDescriptor) -> bool {
+    v.number() == 0 && v.name().ends_with("_UNSPECIFIED")
 }
 
 fn float_to_json(f: f64) -> Json {

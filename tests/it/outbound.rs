@@ -1866,6 +1866,9 @@ async fn list_messages_filters_by_status_phone_contact_batch_direction_and_time(
     for (q, field) in [
         ("?batchId=nope", "batchId"),
         ("?status=lost", "status"),
+        // proto3's zero value is "not given", not a status to filter by.
+        ("?status=unspecified", "status"),
+        ("?direction=unspecified", "direction"),
         ("?limit=101", "limit"),
         ("?createdAfter=yesterday", "createdAfter"),
     ] {
