@@ -98,7 +98,12 @@ pub async fn insert_outbound(
                 recipient: Some(item.recipient.clone()),
                 batch_id: item.batch_id,
                 send_at: item.send_at,
-                next_attempt_at: Some(item.send_at.unwrap_or(item.created_at)),
+                // A sendAt that has passed takes its turn from now, not
+                // ahead of the messages queued since.
+                next_attempt_at: Some(
+                    item.send_at
+                        .map_or(item.created_at, |t| t.max(item.created_at)),
+                ),
                 warnings: serde_json::json!(warnings),
                 ..MessageRow::new(
                     item.id,

@@ -1190,15 +1190,26 @@ async fn scheduled_messages_are_sent_at_send_at_and_can_be_cancelled_before() {
     .await;
     let later_id = later["id"].as_str().expect("id").to_owned();
     assert_eq!(later["status"], "scheduled");
-    // A sendAt in the past (or now) is just queued.
+    // A sendAt in the past (or now) is just queued, with a warning; the
+    // time asked for is kept.
+    let past = Utc::now() - chrono::Duration::minutes(5);
     let now = send_ok(
         &s,
         &org,
-        json!({"type": "text", "to": GUIDE_TO, "text": "now",
-               "sendAt": (Utc::now() - chrono::Duration::minutes(5)).to_rfc3339()}),
+        json!({"type": "text", "to": GUIDE_TO, "text": "now", "sendAt": past.to_rfc3339()}),
     )
     .await;
     assert_eq!(now["status"], "queued");
+    assert_eq!(
+        time(&now["sendAt"]).timestamp_millis(),
+        past.timestamp_millis()
+    );
+    assert!(
+        now["warnings"].as_array().is_some_and(|w| w
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("has passed")))),
+        "{now}"
+    );
     let (n, listed) = list(&s.base, &org.key, "?status=scheduled").await;
     assert_eq!(n, 2, "{listed:?}");
     assert!(sends_of(sim, &id).is_empty(), "not sent before sendAt");

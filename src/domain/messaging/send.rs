@@ -421,9 +421,16 @@ async fn prepare(
         .await?;
     }
     let identity = built.recipient.identity();
-    let window_at = send_at.unwrap_or(now);
+    // It goes out at sendAt, or now when that has passed.
+    let window_at = send_at.map_or(now, |t| t.max(now));
     let free_form = built.kind != "template";
     let mut warnings = Vec::new();
+    if let Some(t) = send_at.filter(|t| *t < now - Duration::seconds(1)) {
+        warnings.push(format!(
+            "sendAt {} has passed: the message is queued to go out now",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ));
+    }
     // A send learns the window from the conversation the writer touches (no
     // query of its own); a dry run, which writes nothing, reads it here.
     let (window_expires_at, contact_id, window_check) = if input.dry_run {
@@ -471,7 +478,7 @@ async fn prepare(
             recipient,
             identity,
             status,
-            send_at: if status == "scheduled" { send_at } else { None },
+            send_at,
             warnings,
             window_check,
             created_at: now,
