@@ -113,7 +113,7 @@ pub struct ServeArgs {
     /// Public base URL (for hosted pages and links); defaults to http://<listen>.
     #[arg(long, env = "WAGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Largest REST request body accepted.
+    /// Largest request accepted: a REST body, or a gRPC request message.
     #[arg(long, env = "WAGATE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Origins allowed by CORS (comma-separated); unset allows any origin without credentials.

@@ -19,8 +19,13 @@ use crate::pb;
 
 /// Every wagate gRPC service, plus the standard health and reflection
 /// services; also returns the names of the wagate services mounted, so the
-/// REST transcoder can refuse rules whose service is missing.
-pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, Vec<&'static str>)> {
+/// REST transcoder can refuse rules whose service is missing. A request
+/// message may be at most `max_message_bytes`, the REST body limit (tonic's
+/// own default is 4 MiB: a bulk refused over REST went through over gRPC).
+pub async fn grpc_routes(
+    app: &App,
+    max_message_bytes: usize,
+) -> anyhow::Result<(tonic::service::Routes, Vec<&'static str>)> {
     use pb::account_service_server::AccountServiceServer;
     use pb::api_key_service_server::ApiKeyServiceServer;
     use pb::conversation_service_server::ConversationServiceServer;
@@ -30,29 +35,40 @@ pub async fn grpc_routes(app: &App) -> anyhow::Result<(tonic::service::Routes, V
     use pb::waba_service_server::WabaServiceServer;
 
     let mut m = Mount::new();
-    m.add(AccountServiceServer::new(accounts::AccountApi::new(
-        app.clone(),
-    )))
+    m.add(
+        AccountServiceServer::new(accounts::AccountApi::new(app.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
     .await;
-    m.add(ApiKeyServiceServer::new(api_keys::ApiKeyApi::new(
-        app.clone(),
-    )))
+    m.add(
+        ApiKeyServiceServer::new(api_keys::ApiKeyApi::new(app.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
     .await;
-    m.add(PhoneServiceServer::new(phones::PhoneApi::new(app.clone())))
-        .await;
-    m.add(WabaServiceServer::new(phones::WabaApi::new(app.clone())))
-        .await;
-    m.add(ConversationServiceServer::new(
-        conversations::ConversationApi::new(app.clone()),
-    ))
+    m.add(
+        PhoneServiceServer::new(phones::PhoneApi::new(app.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
     .await;
-    m.add(MessageServiceServer::new(messages::MessageApi::new(
-        app.clone(),
-    )))
+    m.add(
+        WabaServiceServer::new(phones::WabaApi::new(app.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
     .await;
-    m.add(OutgoingWebhookServiceServer::new(
-        webhooks::OutgoingWebhookApi::new(app.clone()),
-    ))
+    m.add(
+        ConversationServiceServer::new(conversations::ConversationApi::new(app.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .await;
+    m.add(
+        MessageServiceServer::new(messages::MessageApi::new(app.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .await;
+    m.add(
+        OutgoingWebhookServiceServer::new(webhooks::OutgoingWebhookApi::new(app.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
     .await;
     m.finish()
 }

@@ -4,7 +4,8 @@
 //! a frame, no message at all. tonic answers them INTERNAL (or UNKNOWN)
 //! with its own diagnostic text. They are the caller's mistake and the text
 //! is an internal, so this layer answers INVALID_ARGUMENT with the
-//! contract's VALIDATION_ERROR instead.
+//! contract's VALIDATION_ERROR instead; and a message over the size limit
+//! (tonic's OUT_OF_RANGE) RESOURCE_EXHAUSTED with PAYLOAD_TOO_LARGE.
 //!
 //! Told apart by what our own statuses always have: every status a handler
 //! or the auth layer returns is built by `status::status` and carries an
@@ -26,6 +27,10 @@ const GRPC_STATUS_DETAILS: &str = "grpc-status-details-bin";
 /// What an unreadable request is told, whatever tonic found wrong with it.
 pub const MESSAGE: &str = "the request body is not a valid gRPC message";
 
+/// What a request message over the server's size limit is told.
+pub const TOO_LARGE: &str =
+    "the request message is larger than the server accepts (WAGATE_MAX_BODY_BYTES)";
+
 /// Middleware over the gRPC router (inside grpc-web's translation).
 pub async fn rewrite(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
@@ -33,9 +38,14 @@ pub async fn rewrite(req: Request, next: Next) -> Response {
         Some(v) => Code::from_bytes(v.as_bytes()),
         None => return resp,
     };
-    if !matches!(code, Code::Internal | Code::Unknown)
-        || resp.headers().contains_key(GRPC_STATUS_DETAILS)
-    {
+    if resp.headers().contains_key(GRPC_STATUS_DETAILS) {
+        return resp;
+    }
+    // tonic's refusal of a message over the size limit.
+    if code == Code::OutOfRange {
+        return status(ErrorCode::PayloadTooLarge, TOO_LARGE, None).into_http();
+    }
+    if !matches!(code, Code::Internal | Code::Unknown) {
         return resp;
     }
     tracing::debug!(

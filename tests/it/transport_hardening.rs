@@ -220,6 +220,23 @@ async fn malformed_protobuf_and_frames_are_validation_errors_on_grpc_and_grpc_we
         .await
         .grpc();
     assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
+
+    // A message over the server's limit (the REST body limit, 64 KiB here):
+    // PAYLOAD_TOO_LARGE on every transport, as over REST.
+    let big = pb::GetMessageRequest {
+        message_id: "x".repeat(100 * 1024),
+    }
+    .encode_to_vec();
+    for wire in [Wire::Grpc, Wire::GrpcWeb] {
+        let st = post(&s, wire, path, Some(&auth), frame(&big)).await.grpc();
+        assert_eq!(
+            st.code(),
+            tonic::Code::ResourceExhausted,
+            "{wire:?}: {st:?}"
+        );
+        assert_eq!(grpc_reason(&st), "PAYLOAD_TOO_LARGE", "{wire:?}");
+        assert_no_internals("too large", st.message());
+    }
     s.stop().await;
 }
 
