@@ -830,7 +830,7 @@ impl From<EndpointByName> for EndpointRow {
 }
 
 /// One statement: the deliveries' new state (fenced by their lease) and the
-/// attempt log rows, from column arrays.
+/// attempt log rows of the deliveries that still exist, from column arrays.
 async fn complete_on(c: &mut AsyncPgConnection, results: &[AttemptResult]) -> StoreResult<()> {
     if results.is_empty() {
         return Ok(());
@@ -882,7 +882,12 @@ async fn complete_on(c: &mut AsyncPgConnection, results: &[AttemptResult]) -> St
              status_code, duration_ms, response, error, outcome, next_attempt_at, created_at)
          SELECT id, org_id, endpoint_id, delivery_id, event_id, event, trigger, attempt, url,
                 status_code, duration_ms, response, error, outcome, next_attempt_at, created_at
-         FROM r",
+         FROM r
+         -- An attempt whose delivery was deleted meanwhile (its endpoint
+         -- with it) has no log left to join: skipped, not a foreign-key
+         -- failure of the whole batch. The lock waits out a delete in
+         -- progress, then finds the row gone.
+         WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = r.delivery_id FOR KEY SHARE)",
     )
     .bind::<Array<SqlUuid>, _>(&ids)
     .bind::<Array<SqlUuid>, _>(&org_ids)

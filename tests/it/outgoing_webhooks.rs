@@ -874,6 +874,58 @@ async fn message_received_arrives_signed_and_verifies_independently() {
     s.stop().await;
 }
 
+/// An endpoint deleted while one of its deliveries is in flight: the
+/// attempt's log row has nowhere to go (the endpoint's log went with it),
+/// and it holds up no other endpoint's log. It once failed its batch's
+/// statement on the foreign key, again and again for half a minute, with
+/// every other attempt recorded after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_an_endpoint_mid_delivery_holds_up_no_other_log() {
+    let (s, _) = start(fast()).await;
+    let rx = Receiver::start().await;
+    let (key, org_id) = org(&s, "mid-delivery@example.com").await;
+    rx.slow("/doomed", Duration::from_millis(1500));
+    let doomed = create(&s, &key, json!({"url": rx.url("/doomed"), "events": ["*"]})).await;
+    let kept = create(&s, &key, json!({"url": rx.url("/kept"), "events": ["*"]})).await;
+    let kept_id = kept["id"].as_str().expect("id");
+    record(
+        &s,
+        org_id,
+        None,
+        events::MESSAGE_SENT,
+        json!({"messageId": "m1"}),
+    )
+    .await;
+    rx.wait_for("/doomed", 1, Duration::from_secs(10)).await;
+    let (status, body) = s
+        .rest()
+        .delete(
+            &format!(
+                "/v1/outgoing-webhooks/{}",
+                doomed["id"].as_str().expect("id")
+            ),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The doomed attempt ends after the delete; then another event.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    record(
+        &s,
+        org_id,
+        None,
+        events::MESSAGE_SENT,
+        json!({"messageId": "m2"}),
+    )
+    .await;
+    let log = logs_at_least(&s, &key, kept_id, 2).await;
+    assert!(log.iter().all(|a| a["outcome"] == "succeeded"), "{log:?}");
+    rx.wait_for("/kept", 2, Duration::from_secs(5)).await;
+    assert_eq!(rx.received("/kept").len(), 2, "each event once");
+    assert_eq!(rx.received("/doomed").len(), 1, "not sent again");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn retryable_answers_are_retried_on_the_schedule_then_fail() {
     let (s, _) = start(fast()).await;
