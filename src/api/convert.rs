@@ -1,6 +1,7 @@
 //! Store rows and domain values to proto messages.
 use chrono::{DateTime, Utc};
 
+use crate::domain::DomainError;
 use crate::domain::plans::{Plan, PlanLimits};
 use crate::pb;
 use crate::store::PageRequest;
@@ -402,4 +403,35 @@ pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
 
 pub fn timestamp_to_chrono(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+}
+
+/// A request's time: refused, naming `field`, when it is not a valid
+/// `Timestamp` (nanos outside 0..1e9, or a time chrono cannot hold), where
+/// dropping it would turn a scheduled send into one sent now.
+pub fn request_time(field: &str, t: &prost_types::Timestamp) -> Result<DateTime<Utc>, DomainError> {
+    u32::try_from(t.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .and_then(|n| DateTime::from_timestamp(t.seconds, n))
+        .ok_or_else(|| DomainError::validation(field, format!("{field} is not a valid time")))
+}
+
+/// [`request_time`] of an optional field.
+pub fn optional_time(
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, DomainError> {
+    t.map(|t| request_time(field, t)).transpose()
+}
+
+/// A request's enum value: `None` for the zero `*_UNSPECIFIED` (not given),
+/// refused, naming `field`, when it is no value of the enum (gRPC carries
+/// any number; ignoring one listed every status).
+pub fn request_enum<E: TryFrom<i32>>(field: &str, v: i32) -> Result<Option<E>, DomainError> {
+    if v == 0 {
+        return Ok(None);
+    }
+    E::try_from(v)
+        .map(Some)
+        .map_err(|_| DomainError::validation(field, format!("{field} {v} is not a known value")))
 }

@@ -46,16 +46,17 @@ fn media(m: Option<pb::MediaInput>) -> Option<MediaIn> {
 }
 
 /// The proto message as the domain's input (pass-through payloads as JSON).
-pub fn input(m: pb::OutboundMessage) -> OutboundInput {
-    let kind = pb::MessageType::try_from(m.r#type)
-        .ok()
-        .filter(|t| *t != pb::MessageType::Unspecified)
-        .map(|t| {
+/// A send's message as the domain takes it; `prefix` names its fields
+/// (`messages[3].` in a bulk request).
+pub fn input(m: pb::OutboundMessage, prefix: &str) -> Result<OutboundInput, DomainError> {
+    let kind =
+        convert::request_enum::<pb::MessageType>(&format!("{prefix}type"), m.r#type)?.map(|t| {
             t.as_str_name()
                 .trim_start_matches("MESSAGE_TYPE_")
                 .to_ascii_lowercase()
         });
-    OutboundInput {
+    let send_at = convert::optional_time(&format!("{prefix}sendAt"), m.send_at.as_ref())?;
+    Ok(OutboundInput {
         to: m.to,
         kind,
         text: m.text.as_ref().map(convert::value_to_json),
@@ -82,10 +83,10 @@ pub fn input(m: pb::OutboundMessage) -> OutboundInput {
             emoji: r.emoji,
         }),
         reply_to: m.reply_to,
-        send_at: m.send_at.as_ref().and_then(convert::timestamp_to_chrono),
+        send_at,
         dry_run: m.dry_run,
         phone_id: m.phone_id,
-    }
+    })
 }
 
 fn dry_run(d: &DryRun) -> pb::DryRun {
@@ -153,7 +154,7 @@ impl MessageApi {
             rpc,
         };
         Ok(
-            match send::send(&self.app, &ctx, input(msg), phone).await? {
+            match send::send(&self.app, &ctx, input(msg, "")?, phone).await? {
                 SendOutcome::Accepted {
                     message,
                     contact,
@@ -212,8 +213,13 @@ impl pb::message_service_server::MessageService for MessageApi {
             idempotency_key: key,
             rpc: "BulkSendMessages",
         };
-        let items = r.messages.into_iter().map(input).collect();
-        let send_at = r.send_at.as_ref().and_then(convert::timestamp_to_chrono);
+        let items = r
+            .messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| input(m, &format!("messages[{i}].")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let send_at = convert::optional_time("sendAt", r.send_at.as_ref())?;
         let out = send::send_bulk(&self.app, &ctx, items, r.phone_id.as_deref(), send_at).await?;
         let data = pb::BulkResult {
             batch_id: out.batch_id.to_string(),
@@ -279,18 +285,13 @@ impl pb::message_service_server::MessageService for MessageApi {
                 s => validate::uuid(field, s).map(Some),
             }
         };
-        let status = pb::MessageStatus::try_from(r.status)
-            .ok()
-            .filter(|s| *s != pb::MessageStatus::Unspecified)
-            .map(|s| {
-                s.as_str_name()
-                    .trim_start_matches("MESSAGE_STATUS_")
-                    .to_ascii_lowercase()
-            });
-        let direction = pb::Direction::try_from(r.direction)
-            .ok()
-            .filter(|d| *d != pb::Direction::Unspecified)
-            .map(|d| {
+        let status = convert::request_enum::<pb::MessageStatus>("status", r.status)?.map(|s| {
+            s.as_str_name()
+                .trim_start_matches("MESSAGE_STATUS_")
+                .to_ascii_lowercase()
+        });
+        let direction =
+            convert::request_enum::<pb::Direction>("direction", r.direction)?.map(|d| {
                 d.as_str_name()
                     .trim_start_matches("DIRECTION_")
                     .to_ascii_lowercase()
@@ -302,14 +303,8 @@ impl pb::message_service_server::MessageService for MessageApi {
             batch_id: uuid_filter("batchId", &r.batch_id)?,
             conversation_id: None,
             direction,
-            created_after: r
-                .created_after
-                .as_ref()
-                .and_then(convert::timestamp_to_chrono),
-            created_before: r
-                .created_before
-                .as_ref()
-                .and_then(convert::timestamp_to_chrono),
+            created_after: convert::optional_time("createdAfter", r.created_after.as_ref())?,
+            created_before: convert::optional_time("createdBefore", r.created_before.as_ref())?,
         };
         let (rows, total) = self
             .app

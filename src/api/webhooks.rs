@@ -1,6 +1,5 @@
 //! OutgoingWebhookService: endpoints, test, log, deliveries, rotation,
 //! replay and the event catalog.
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
 use super::convert;
@@ -202,8 +201,8 @@ impl pb::outgoing_webhook_service_server::OutgoingWebhookService for OutgoingWeb
         };
         let input = ReplayInput {
             event_id,
-            since: r.since.map(|t| time("since", t)).transpose()?,
-            until: r.until.map(|t| time("until", t)).transpose()?,
+            since: convert::optional_time("since", r.since.as_ref())?,
+            until: convert::optional_time("until", r.until.as_ref())?,
             only_failed: r.only_failed,
         };
         let queued = webhooks::replay(&self.app, org, id, input).await?;
@@ -282,13 +281,6 @@ pub fn event_value(name: &str) -> pb::WebhookEvent {
     .into_iter()
     .find(|e| event_name(*e) == Some(name))
     .unwrap_or(E::Unspecified)
-}
-
-fn time(field: &str, t: prost_types::Timestamp) -> Result<DateTime<Utc>, DomainError> {
-    u32::try_from(t.nanos)
-        .ok()
-        .and_then(|n| DateTime::from_timestamp(t.seconds, n))
-        .ok_or_else(|| DomainError::validation(field, format!("{field} is not a valid time")))
 }
 
 pub fn webhook(v: &WebhookView) -> pb::OutgoingWebhook {

@@ -613,3 +613,114 @@ async fn errors_in_meta_objects_name_the_exact_field_without_serde_wording() {
     );
     s.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// gRPC values JSON cannot spell: any enum number, any Timestamp.
+// ---------------------------------------------------------------------------
+
+/// An invalid Timestamp or an enum number outside the enum was dropped:
+/// a scheduled send went out at once, and a list filtered by a made-up
+/// status listed every message. Each is INVALID_ARGUMENT naming the field,
+/// and nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_times_and_enum_numbers_outside_their_range_are_refused() {
+    let s = TestServer::start().await;
+    let org = connect(&s, "grpc-ranges@example.com").await;
+    set_plan(&s, &org, Plan::Pro).await;
+    let mut client = MessageServiceClient::new(s.channel().await);
+    let in_an_hour = chrono::Utc::now().timestamp() + 3600;
+    let text = |send_at: Option<prost_types::Timestamp>, kind: i32| pb::OutboundMessage {
+        to: TO.into(),
+        r#type: kind,
+        text: Some(wagate::api::convert::json_value(&json!("later"))),
+        send_at,
+        ..Default::default()
+    };
+    let bad_times = [
+        prost_types::Timestamp {
+            seconds: in_an_hour,
+            nanos: 2_000_000_000,
+        },
+        prost_types::Timestamp {
+            seconds: in_an_hour,
+            nanos: -5,
+        },
+        prost_types::Timestamp {
+            seconds: 1 << 62,
+            nanos: 0,
+        },
+    ];
+    let refused = |err: &tonic::Status, field: &str| {
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert_eq!(grpc_reason(err), "VALIDATION_ERROR", "{err:?}");
+        assert_eq!(grpc_field(err).as_deref(), Some(field), "{err:?}");
+    };
+    for t in &bad_times {
+        let err = client
+            .send_message(authed(
+                pb::SendMessageRequest {
+                    message: Some(text(Some(*t), pb::MessageType::Text as i32)),
+                },
+                &org.key,
+            ))
+            .await
+            .expect_err("an invalid sendAt");
+        refused(&err, "sendAt");
+    }
+    let err = client
+        .send_message(authed(
+            pb::SendMessageRequest {
+                message: Some(text(None, 99)),
+            },
+            &org.key,
+        ))
+        .await
+        .expect_err("type 99");
+    refused(&err, "type");
+    let err = client
+        .bulk_send_messages(authed(
+            pb::BulkSendMessagesRequest {
+                messages: vec![
+                    text(None, pb::MessageType::Text as i32),
+                    text(Some(bad_times[0]), pb::MessageType::Text as i32),
+                ],
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect_err("a bulk item's invalid sendAt");
+    refused(&err, "messages[1].sendAt");
+    assert_eq!(total(&s, &org).await, 0, "nothing was stored");
+
+    for (request, field) in [
+        (
+            pb::ListMessagesRequest {
+                status: 99,
+                ..Default::default()
+            },
+            "status",
+        ),
+        (
+            pb::ListMessagesRequest {
+                direction: 99,
+                ..Default::default()
+            },
+            "direction",
+        ),
+        (
+            pb::ListMessagesRequest {
+                created_after: Some(bad_times[2]),
+                ..Default::default()
+            },
+            "createdAfter",
+        ),
+    ] {
+        let err = client
+            .list_messages(authed(request, &org.key))
+            .await
+            .expect_err(field);
+        refused(&err, field);
+    }
+    s.stop().await;
+}
