@@ -733,79 +733,76 @@ impl Store {
             .collect();
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
+}
 
-    /// Moves a message from `from` to `to` (retry: failed -> queued; cancel:
-    /// scheduled -> failed) with a timeline entry. `None` when the message
-    /// does not exist; `Some(Err(status))` when it is in another status.
-    pub async fn transition(
-        &self,
-        org_id: Uuid,
-        id: Uuid,
-        from: &'static str,
-        to: &'static str,
-        error_message: Option<&str>,
-        note: &str,
-    ) -> StoreResult<Option<Result<MessageRow, String>>> {
-        let mut conn = self.conn().await?;
-        conn.transaction::<_, StoreError, _>(async |c| {
-            let current: Option<MessageRow> = messages::table
-                .filter(messages::org_id.eq(org_id))
-                .filter(messages::id.eq(id))
-                .select(MessageRow::as_select())
-                .for_update()
-                .first(c)
-                .await
-                .optional()?;
-            let Some(current) = current else {
-                return Ok(None);
-            };
-            if current.status != from || current.direction != "outbound" {
-                return Ok(Some(Err(current.status)));
-            }
-            let now = Utc::now();
-            let requeue = to == "queued";
-            // A cancelled scheduled message retried before its sendAt
-            // waits for it again.
-            let (to, next_attempt_at) = match current.send_at.filter(|at| requeue && *at > now) {
-                Some(at) => ("scheduled", Some(at)),
-                None => (to, requeue.then_some(now)),
-            };
-            let updated: MessageRow = diesel::update(messages::table.find(id))
-                .set((
-                    messages::status.eq(to),
-                    messages::next_attempt_at.eq(next_attempt_at),
-                    // A retry gets a fresh attempt budget from here; the
-                    // attempts (and the timeline's numbers) go on.
-                    messages::attempts_before_retry.eq(if requeue {
-                        current.attempts
-                    } else {
-                        current.attempts_before_retry
-                    }),
-                    messages::error_code.eq(None::<i64>),
-                    messages::error_title.eq(None::<String>),
-                    messages::error_details.eq(None::<String>),
-                    messages::error_message.eq(error_message),
-                    messages::unknown_since.eq(None::<DateTime<Utc>>),
-                    messages::unknown_reason.eq(None::<String>),
-                    messages::updated_at.eq(now),
-                ))
-                .returning(MessageRow::as_returning())
-                .get_result(c)
-                .await?;
-            let mut event = NewMessageEvent::new(&updated, to, "api");
-            event.error_message = error_message.map(str::to_owned);
-            event.note = Some(note.to_owned());
-            diesel::insert_into(message_events::table)
-                .values(&event)
-                .execute(c)
-                .await?;
-            if requeue {
-                diesel::sql_query(format!("SELECT pg_notify('{DISPATCH_CHANNEL}', '')"))
-                    .execute(c)
-                    .await?;
-            }
-            Ok(Some(Ok(updated)))
-        })
+/// Moves a message from `from` to `to` (retry: failed -> queued; cancel:
+/// scheduled -> failed) with a timeline entry, on the caller's transaction
+/// (which records the event the change causes). `None` when the message
+/// does not exist; `Some(Err(status))` when it is in another status.
+pub async fn transition_on(
+    c: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    from: &'static str,
+    to: &'static str,
+    error_message: Option<&str>,
+    note: &str,
+) -> StoreResult<Option<Result<MessageRow, String>>> {
+    let current: Option<MessageRow> = messages::table
+        .filter(messages::org_id.eq(org_id))
+        .filter(messages::id.eq(id))
+        .select(MessageRow::as_select())
+        .for_update()
+        .first(c)
         .await
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    if current.status != from || current.direction != "outbound" {
+        return Ok(Some(Err(current.status)));
     }
+    let now = Utc::now();
+    let requeue = to == "queued";
+    // A cancelled scheduled message retried before its sendAt
+    // waits for it again.
+    let (to, next_attempt_at) = match current.send_at.filter(|at| requeue && *at > now) {
+        Some(at) => ("scheduled", Some(at)),
+        None => (to, requeue.then_some(now)),
+    };
+    let updated: MessageRow = diesel::update(messages::table.find(id))
+        .set((
+            messages::status.eq(to),
+            messages::next_attempt_at.eq(next_attempt_at),
+            // A retry gets a fresh attempt budget from here; the
+            // attempts (and the timeline's numbers) go on.
+            messages::attempts_before_retry.eq(if requeue {
+                current.attempts
+            } else {
+                current.attempts_before_retry
+            }),
+            messages::error_code.eq(None::<i64>),
+            messages::error_title.eq(None::<String>),
+            messages::error_details.eq(None::<String>),
+            messages::error_message.eq(error_message),
+            messages::unknown_since.eq(None::<DateTime<Utc>>),
+            messages::unknown_reason.eq(None::<String>),
+            messages::updated_at.eq(now),
+        ))
+        .returning(MessageRow::as_returning())
+        .get_result(c)
+        .await?;
+    let mut event = NewMessageEvent::new(&updated, to, "api");
+    event.error_message = error_message.map(str::to_owned);
+    event.note = Some(note.to_owned());
+    diesel::insert_into(message_events::table)
+        .values(&event)
+        .execute(c)
+        .await?;
+    if requeue {
+        diesel::sql_query(format!("SELECT pg_notify('{DISPATCH_CHANNEL}', '')"))
+            .execute(c)
+            .await?;
+    }
+    Ok(Some(Ok(updated)))
 }

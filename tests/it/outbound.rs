@@ -1228,6 +1228,15 @@ async fn scheduled_messages_are_sent_at_send_at_and_can_be_cancelled_before() {
         "{}",
         cancelled["timeline"]
     );
+    // Subscribers hear of it as of any failure: message.status_updated.
+    let updates = crate::inbound::events(&s, "message.status_updated").await;
+    let heard: Vec<&Value> = updates
+        .iter()
+        .filter(|d| d["messageId"] == later_id.as_str())
+        .collect();
+    assert_eq!(heard.len(), 1, "{updates:?}");
+    assert_eq!(heard[0]["status"], "failed");
+    assert_eq!(heard[0]["errorMessage"], "cancelled");
     // Cancelling twice, or a message that is not scheduled: 409.
     for target in [&later_id, now["id"].as_str().expect("id")] {
         let r = act(&s, &org.key, target, "cancel").await;

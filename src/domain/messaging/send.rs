@@ -2,6 +2,7 @@
 //! 24-hour window, then store (the 202 comes after the commit). With an
 //! Idempotency-Key the whole request is one transaction with its key.
 use chrono::{DateTime, Duration, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -10,13 +11,16 @@ use wagate_meta::graph::templates::TemplateQuery;
 use super::build::{Built, OutboundInput, build};
 use crate::app::AppState;
 use crate::domain::identity::Recipient;
+use crate::domain::message_view;
 use crate::domain::plans::Plan;
 use crate::domain::{DomainError, DomainResult, phones, validate};
-use crate::store::contacts::ContactRow;
+use crate::store::contacts::{ContactRow, contacts_by_ids};
+use crate::store::events::{MESSAGE_STATUS_UPDATED, NewEvent, record_events};
 use crate::store::idempotency::{Claim, KeyClaim};
 use crate::store::messages::MessageRow;
-use crate::store::outbound::{Accepted, NewOutbound, WindowCheck, Written};
+use crate::store::outbound::{Accepted, NewOutbound, WindowCheck, Written, transition_on};
 use crate::store::phones::{PhoneRow, WabaRow};
+use crate::store::{StoreError, StoreResult};
 
 /// How far ahead a message may be scheduled.
 const MAX_SCHEDULE_DAYS: i64 = 90;
@@ -649,11 +653,22 @@ async fn transition(
     note: &str,
     refusal: &str,
 ) -> DomainResult<(MessageRow, Option<ContactRow>)> {
-    match app
-        .store
-        .transition(org_id, id, from, to, error, note)
-        .await?
-    {
+    let mut conn = app.store.conn().await?;
+    let outcome = conn
+        .transaction::<_, StoreError, _>(async |c| {
+            let outcome = transition_on(c, org_id, id, from, to, error, note).await?;
+            // A cancel fails the message: subscribers hear of it as of any
+            // other failure, in the same transaction.
+            if let Some(Ok(row)) = &outcome
+                && row.status == "failed"
+            {
+                record_status_updated(c, row).await?;
+            }
+            Ok(outcome)
+        })
+        .await?;
+    drop(conn);
+    match outcome {
         None => Err(DomainError::NotFound("message")),
         Some(Err(status)) => Err(DomainError::Conflict(format!(
             "{refusal}: this message is {status}"
@@ -668,4 +683,26 @@ async fn transition(
                 .ok_or(DomainError::NotFound("message"))
         }
     }
+}
+
+/// Records `message.status_updated` for a message the API changed.
+async fn record_status_updated(c: &mut AsyncPgConnection, msg: &MessageRow) -> StoreResult<()> {
+    let Some(phone) = crate::store::inbound::phone(c, msg.phone_id).await? else {
+        return Ok(());
+    };
+    let contact = match msg.contact_id {
+        Some(id) => contacts_by_ids(c, &[id]).await?.into_iter().next(),
+        None => None,
+    };
+    record_events(
+        c,
+        vec![NewEvent {
+            org_id: msg.org_id,
+            waba_id: Some(phone.waba_id),
+            event: MESSAGE_STATUS_UPDATED,
+            data: message_view::event_data(msg, contact.as_ref(), &phone),
+        }],
+    )
+    .await?;
+    Ok(())
 }
