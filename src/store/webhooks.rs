@@ -371,7 +371,8 @@ impl Store {
     }
 
     /// Sets the forward URL: creates the forward endpoint from `row`, or
-    /// gives the existing one `row`'s URL (and its secret, when
+    /// gives the existing one `row`'s URL and events (the forwarded ones,
+    /// whatever a PATCH made of them; and its secret, when
     /// `replace_secret`) and reactivates it.
     pub async fn upsert_forward(
         &self,
@@ -386,6 +387,7 @@ impl Store {
              VALUES ($1, $2, NULL, 'forward', $3, $4, $5, true, $6, NULL, $7, $7)
              ON CONFLICT (org_id) WHERE kind = 'forward' DO UPDATE SET
                 url = excluded.url,
+                events = excluded.events,
                 is_active = true,
                 disabled_reason = NULL,
                 secret_enc = CASE WHEN $8 THEN excluded.secret_enc ELSE webhook_endpoints.secret_enc END,

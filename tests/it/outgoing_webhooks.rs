@@ -1694,6 +1694,27 @@ async fn the_forward_url_receives_delivery_statuses() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"]["id"], fwd["id"]);
     assert_eq!(r.body["data"]["secret"], secret.as_str());
+    // Its events narrowed by a PATCH: setting the forward URL again gives
+    // it back the forwarded events.
+    let (st, patched) = patch(&s, &key, fwd_id, json!({"events": ["message.received"]})).await;
+    assert_eq!(st, 200, "{patched}");
+    let r = s
+        .rest()
+        .send(
+            "PUT",
+            "/auth/me/webhook",
+            Some(&key),
+            Some(json!({"url": rx.url("/fwd2")})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["data"]["events"],
+        json!(["message.sent", "message.status_updated"]),
+        "{}",
+        r.text
+    );
     let r = s
         .rest()
         .send(
