@@ -107,8 +107,10 @@ impl RetrySchedule {
 /// `Retry-After`: delay seconds, or an HTTP date.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // delay-seconds; a number past u64 is a very long wait all the
+        // same (capped by the schedule), not no answer at all.
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
     (at - now).to_std().ok()
@@ -209,6 +211,11 @@ mod tests {
         let parsed = parse_retry_after(&date, now).expect("date").as_secs();
         assert!((88..=90).contains(&parsed), "{parsed}");
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX)),
+            "past u64: the longest wait"
+        );
     }
 
     #[test]
