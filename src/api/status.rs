@@ -14,6 +14,12 @@ pub const ERROR_DOMAIN: &str = "wagate";
 
 /// Builds a status carrying the contract code, and optionally the field at fault.
 pub fn status(code: ErrorCode, message: &str, field: Option<&str>) -> Status {
+    status_as(code.grpc_code(), code, message, field)
+}
+
+/// [`status`] with a gRPC code of its own (the contract allows several for
+/// one code: CONFLICT is ABORTED when a retry will succeed).
+fn status_as(grpc: tonic::Code, code: ErrorCode, message: &str, field: Option<&str>) -> Status {
     let mut metadata = HashMap::new();
     if let Some(f) = field {
         metadata.insert("field".to_owned(), f.to_owned());
@@ -22,7 +28,7 @@ pub fn status(code: ErrorCode, message: &str, field: Option<&str>) -> Status {
     if let Some(f) = field {
         details.add_bad_request_violation(f, message);
     }
-    Status::with_error_details(code.grpc_code(), message, details)
+    Status::with_error_details(grpc, message, details)
 }
 
 impl From<DomainError> for Status {
@@ -37,6 +43,9 @@ impl From<DomainError> for Status {
             DomainError::Forbidden(m) => status(ErrorCode::Forbidden, &m, None),
             DomainError::NotFound(_) => status(ErrorCode::NotFound, &e.to_string(), None),
             DomainError::Conflict(m) => status(ErrorCode::Conflict, &m, None),
+            DomainError::InFlight(m) => {
+                status_as(tonic::Code::Aborted, ErrorCode::Conflict, &m, None)
+            }
             DomainError::IdempotencyMismatch(m) => status(ErrorCode::IdempotencyMismatch, &m, None),
             DomainError::RateLimited {
                 message,

@@ -16,6 +16,10 @@ pub enum DomainError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A conflict that clears by itself: the same request is still running
+    /// (CONFLICT, 409; gRPC ABORTED, which clients treat as retryable).
+    #[error("{0}")]
+    InFlight(String),
     #[error("{0}")]
     IdempotencyMismatch(String),
     #[error("{message}")]

@@ -961,6 +961,30 @@ async fn idempotency_keys_over_grpc_metadata() {
     assert_eq!(r.body["data"]["id"], first.id.as_str());
     assert!(r.headers.get("idempotent-replayed").is_some());
     assert_eq!(total(&s, &org).await, 1);
+
+    // Twenty identical keyed requests at once: one message; each other
+    // answer is its replay or, while the first runs, ABORTED (a conflict a
+    // retry clears) with the contract's CONFLICT.
+    let answers = futures_util::future::join_all((0..20).map(|_| {
+        let mut client = client.clone();
+        let req = keyed(msg("at once"), "grpc-key-race");
+        async move { client.send_message(req).await }
+    }))
+    .await;
+    let mut ids = std::collections::HashSet::new();
+    for a in &answers {
+        match a {
+            Ok(r) => {
+                ids.insert(r.get_ref().data.as_ref().expect("data").id.clone());
+            }
+            Err(st) => {
+                assert_eq!(st.code(), tonic::Code::Aborted, "{st:?}");
+                assert_eq!(grpc_reason(st), "CONFLICT", "{st:?}");
+            }
+        }
+    }
+    assert_eq!(ids.len(), 1, "one message: {answers:?}");
+    assert_eq!(total(&s, &org).await, 2);
     s.stop().await;
 }
 

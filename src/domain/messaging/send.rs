@@ -330,7 +330,7 @@ fn refused(claim: Claim) -> DomainResult<Value> {
         Claim::Mismatch => Err(DomainError::IdempotencyMismatch(
             "this Idempotency-Key was used with a different request; use a new key".into(),
         )),
-        Claim::InFlight => Err(DomainError::Conflict(
+        Claim::InFlight => Err(DomainError::InFlight(
             "a request with this Idempotency-Key is still in flight; retry when it has finished"
                 .into(),
         )),
