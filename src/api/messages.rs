@@ -20,6 +20,22 @@ impl MessageApi {
     pub fn new(app: App) -> Self {
         Self { app }
     }
+
+    /// One message as a reply shows it: with its whole timeline (the
+    /// replies about one message; sends and lists leave it out).
+    async fn with_timeline(
+        &self,
+        m: &crate::store::messages::MessageRow,
+        c: Option<&crate::store::contacts::ContactRow>,
+    ) -> Result<pb::Message, Status> {
+        let timeline = self
+            .app
+            .store
+            .message_timeline(m.id)
+            .await
+            .map_err(DomainError::from)?;
+        Ok(convert::message(m, c, &timeline))
+    }
 }
 
 fn idempotency_key<T>(req: &Request<T>) -> Result<Option<String>, Status> {
@@ -261,14 +277,8 @@ impl pb::message_service_server::MessageService for MessageApi {
             .await
             .map_err(DomainError::from)?
             .ok_or(DomainError::NotFound("message"))?;
-        let timeline = self
-            .app
-            .store
-            .message_timeline(id)
-            .await
-            .map_err(DomainError::from)?;
         Ok(Response::new(pb::GetMessageResponse {
-            data: Some(convert::message(&m, c.as_ref(), &timeline)),
+            data: Some(self.with_timeline(&m, c.as_ref()).await?),
         }))
     }
 
@@ -329,7 +339,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let id = validate::uuid("messageId", &req.into_inner().message_id)?;
         let (m, c) = send::retry(&self.app, org, id).await?;
         Ok(Response::new(pb::RetryMessageResponse {
-            data: Some(convert::message(&m, c.as_ref(), &[])),
+            data: Some(self.with_timeline(&m, c.as_ref()).await?),
         }))
     }
 
@@ -341,7 +351,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let id = validate::uuid("messageId", &req.into_inner().message_id)?;
         let (m, c) = send::cancel(&self.app, org, id).await?;
         Ok(Response::new(pb::CancelMessageResponse {
-            data: Some(convert::message(&m, c.as_ref(), &[])),
+            data: Some(self.with_timeline(&m, c.as_ref()).await?),
         }))
     }
 }

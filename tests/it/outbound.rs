@@ -1244,6 +1244,12 @@ async fn scheduled_messages_are_sent_at_send_at_and_can_be_cancelled_before() {
     assert_eq!(r.body["data"]["status"], "failed");
     assert_eq!(r.body["data"]["errorMessage"], "cancelled");
     assert_eq!(r.body["data"]["error"]["message"], "cancelled");
+    assert_eq!(
+        statuses(&r.body["data"]["timeline"]),
+        ["scheduled", "failed"],
+        "the reply carries the timeline: {}",
+        r.text
+    );
     let cancelled = get_message(&s.base, &org.key, &later_id).await;
     assert_eq!(cancelled["status"], "failed");
     assert_eq!(
