@@ -274,7 +274,7 @@ fn spawn_workers(app: &App, shutdown: watch::Receiver<bool>) -> Vec<tokio::task:
 pub async fn router(app: &App, opts: &ServerOptions) -> anyhow::Result<Router> {
     let pool = DescriptorPool::decode(pb::DESCRIPTOR)?;
     let (routes, served) = api::grpc_routes(app, opts.max_body_bytes).await?;
-    let tracking = metrics::Tracking::new(app.metrics.clone(), api::method_paths(&served)?);
+    let tracking = metrics::Tracking::new(app.metrics.clone(), api::method_paths(&pool, &served)?);
     let grpc = routes
         .into_axum_router()
         .reset_fallback()

@@ -401,10 +401,6 @@ pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
     )
 }
 
-pub fn timestamp_to_chrono(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-}
-
 /// A request's time: refused, naming `field`, when it is not a valid
 /// `Timestamp` (nanos outside 0..1e9, or a time chrono cannot hold), where
 /// dropping it would turn a scheduled send into one sent now.

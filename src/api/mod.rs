@@ -77,8 +77,7 @@ pub async fn grpc_routes(
 /// [`grpc_routes`] serves: the methods of the wagate services `served`, read
 /// from our descriptor set, and those of the standard health and reflection
 /// services, read from theirs. Metrics give only these a label of their own.
-pub fn method_paths(served: &[&str]) -> anyhow::Result<Vec<String>> {
-    let wagate = DescriptorPool::decode(pb::DESCRIPTOR)?;
+pub fn method_paths(wagate: &DescriptorPool, served: &[&str]) -> anyhow::Result<Vec<String>> {
     let health = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
     let reflection = DescriptorPool::decode(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)?;
     let services = wagate

@@ -89,7 +89,7 @@ impl JsonMapping {
     /// The documented spelling of an enum value, `None` for the zero
     /// `*_UNSPECIFIED` value (rendered as `null`).
     pub fn enum_to_json(&self, e: &EnumDescriptor, number: i32) -> Option<String> {
-        if e.get_value(number).is_some_and(|v| is_unspecified(&v)) {
+        if number == 0 && e.get_value(0).is_some_and(|v| is_unspecified(&v)) {
             return None;
         }
         self.to_json

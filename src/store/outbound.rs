@@ -144,11 +144,18 @@ pub async fn insert_outbound(
     if notify && items.iter().any(|i| i.status == "queued") {
         // Wakes the dispatchers of other instances (this one is woken in
         // process). NOTIFY serialises commits, so writers debounce it.
-        diesel::sql_query(format!("SELECT pg_notify('{DISPATCH_CHANNEL}', '')"))
-            .execute(conn)
-            .await?;
+        notify_dispatchers(conn).await?;
     }
     Ok(stored.into_iter().zip(contacts).collect())
+}
+
+/// NOTIFYs the dispatchers of every instance, at the commit of `conn`'s
+/// transaction (or at once outside one).
+async fn notify_dispatchers(conn: &mut AsyncPgConnection) -> StoreResult<()> {
+    diesel::sql_query(format!("SELECT pg_notify('{DISPATCH_CHANNEL}', '')"))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Runs the rest of a pool connection's transaction on generic plans, as
@@ -800,9 +807,7 @@ pub async fn transition_on(
         .execute(c)
         .await?;
     if requeue {
-        diesel::sql_query(format!("SELECT pg_notify('{DISPATCH_CHANNEL}', '')"))
-            .execute(c)
-            .await?;
+        notify_dispatchers(c).await?;
     }
     Ok(Some(Ok(updated)))
 }
